@@ -1,0 +1,116 @@
+"""BioASQ (SQuAD format) as a retrieval task, following the BioMedBERT paper's protocol.
+
+* Queries are the questions; a question's id is the SQuAD ``qas.id`` up to the first ``_`` (BioBERT's
+  preprocessing repeats a question once per snippet as ``<id>_000``, ``<id>_001``...).
+* Documents are the contexts, deduplicated by their whitespace-normalized text; a context's id is
+  ``"ctx-" + sha1(normalized text)[:16]``, stable across runs and files.
+* The corpus is every context of the files read. A question's relevant documents are its own contexts.
+* Jaccard debiasing: tokens are ``re.findall(r"\\w+", text.lower())`` (Unicode word characters) taken
+  as sets; ``J(q, c) = |Q & C| / |Q | C|``. A pair with ``J > threshold`` (default 0.30) is removed: it is
+  neither relevant nor counted as an error (it is dropped from that question's run before scoring),
+  and a question left with no pair is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Iterable
+
+from es_biomed.corpus.types import Document, RetrievalSet, SourceRef
+from es_biomed.errors import RecordError
+
+__all__ = ["DEFAULT_JACCARD", "jaccard", "tokens", "context_id", "load_bioasq"]
+
+DEFAULT_JACCARD = 0.30
+_WORD = re.compile(r"\w+")
+
+
+def tokens(text: str) -> set[str]:
+    """The Jaccard token set: lowercased ``\\w+`` runs."""
+    return set(_WORD.findall(text.lower()))
+
+
+def jaccard(a: str, b: str) -> float:
+    """Jaccard overlap of the token sets of ``a`` and ``b`` (0.0 when both are empty).
+
+    Example:
+        >>> jaccard("What causes BRCA1 loss?", "BRCA1 loss causes cancer")
+        0.6
+    """
+    ta, tb = tokens(a), tokens(b)
+    union = ta | tb
+    return len(ta & tb) / len(union) if union else 0.0
+
+
+def context_id(text: str) -> str:
+    return "ctx-" + hashlib.sha1(" ".join(text.split()).encode("utf-8")).hexdigest()[:16]
+
+
+def load_bioasq(files: Iterable[str | os.PathLike[str]], threshold: float | None = DEFAULT_JACCARD) -> RetrievalSet:
+    """Build a retrieval set from BioASQ SQuAD files.
+
+    Args:
+        files: SQuAD v1 JSON files (``data[].paragraphs[].{context, qas[].{id, question}}``).
+        threshold: Jaccard threshold; pairs above it are removed. ``None`` keeps every pair.
+
+    Returns:
+        A :class:`RetrievalSet` whose ``stats`` holds ``pairs_total``, ``pairs_kept``, ``pairs_removed``,
+        ``questions_total``, ``questions_kept`` and ``contexts``.
+
+    Raises:
+        RecordError: a file is not UTF-8 JSON in SQuAD layout; names the file and the JSON path.
+    """
+    corpus: dict[str, Document] = {}
+    questions: dict[str, str] = {}
+    pairs: set[tuple[str, str]] = set()
+    for f in files:
+        path = str(f)
+        try:
+            data = json.loads(Path(f).read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise RecordError(path, "(file)", "(record)", f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+        except json.JSONDecodeError as exc:
+            raise RecordError(path, exc.lineno, "(record)", f"malformed JSON: {exc.msg}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise RecordError(path, "(file)", "data", "expected a SQuAD object with a 'data' list")
+        for i, article in enumerate(data["data"]):
+            for j, para in enumerate(article.get("paragraphs", [])):
+                where = f"data[{i}].paragraphs[{j}]"
+                ctx = para.get("context")
+                if not isinstance(ctx, str) or not ctx.strip():
+                    raise RecordError(path, where, "context", "missing or empty context")
+                cid = context_id(ctx)
+                corpus.setdefault(cid, Document(id=cid, abstract=" ".join(ctx.split()), source="bioasq", origin=SourceRef(path, where)))
+                for k, qa in enumerate(para.get("qas", [])):
+                    qid_full, question = qa.get("id"), qa.get("question")
+                    if not isinstance(qid_full, str) or not qid_full:
+                        raise RecordError(path, f"{where}.qas[{k}]", "id", "missing question id")
+                    if not isinstance(question, str) or not question.strip():
+                        raise RecordError(path, f"{where}.qas[{k}]", "question", "missing or empty question")
+                    qid = qid_full.split("_")[0]
+                    questions.setdefault(qid, question.strip())
+                    pairs.add((qid, cid))
+    qrels: dict[str, dict[str, int]] = {}
+    ignore: dict[str, set[str]] = {}
+    removed = 0
+    for qid, cid in sorted(pairs):
+        if threshold is not None and jaccard(questions[qid], corpus[cid].abstract) > threshold:
+            ignore.setdefault(qid, set()).add(cid)
+            removed += 1
+        else:
+            qrels.setdefault(qid, {})[cid] = 1
+    kept_q = {q: t for q, t in questions.items() if q in qrels}
+    stats = {
+        "pairs_total": len(pairs),
+        "pairs_kept": len(pairs) - removed,
+        "pairs_removed": removed,
+        "questions_total": len(questions),
+        "questions_kept": len(kept_q),
+        "contexts": len(corpus),
+        "jaccard_threshold": threshold,
+    }
+    return RetrievalSet(corpus=corpus, queries=kept_q, qrels=qrels, ignore={q: s for q, s in ignore.items() if q in kept_q}, stats=stats)

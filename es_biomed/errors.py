@@ -1,0 +1,92 @@
+"""Package error hierarchy.
+
+Every error raised on purpose by es-biomed derives from :class:`EsBiomedError` and, where it fits,
+from the matching builtin (``ValueError``, ``RuntimeError``...), so callers can catch either
+(pattern from ``elasticsearch.dsl.exceptions``). Errors that may cross a Celery boundary implement
+``__reduce__`` so they survive a pickle round trip.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EsBiomedError",
+    "RecordError",
+    "RejectedRecordsError",
+    "EncoderMismatchError",
+    "IndexLockedError",
+    "IndexNotFoundError",
+    "MissingDependencyError",
+    "PlanError",
+]
+
+
+class EsBiomedError(Exception):
+    """Base class of every es-biomed error."""
+
+
+class RecordError(ValueError, EsBiomedError):
+    """A corpus record is malformed, empty, oversized or not UTF-8.
+
+    Args:
+        path: File the record came from.
+        line: 1-based line (JSONL, TSV) or row (CSV) number; for JSON documents the index path.
+        field: The offending field, or ``"(record)"`` when the record as a whole is bad.
+        reason: What is wrong and, where useful, what to do.
+    """
+
+    def __init__(self, path: str, line: int | str, field: str, reason: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{self.path}:{line}: field {field!r}: {reason}")
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.path, self.line, self.field, self.reason))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"file": self.path, "line": self.line, "field": self.field, "error": self.reason}
+
+
+class RejectedRecordsError(EsBiomedError):
+    """Raised at the end of a run in which records were quarantined (``on_error="quarantine"``)."""
+
+    def __init__(self, count: int, rejects_path: str) -> None:
+        self.count = count
+        self.rejects_path = str(rejects_path)
+        super().__init__(f"{count} record(s) rejected; see {self.rejects_path}")
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.count, self.rejects_path))
+
+
+class EncoderMismatchError(ValueError, EsBiomedError):
+    """The encoder given does not match the one that built the index."""
+
+
+class IndexLockedError(RuntimeError, EsBiomedError):
+    """Another writer holds the index."""
+
+
+class IndexNotFoundError(FileNotFoundError, EsBiomedError):
+    """No es-biomed index exists at the given path."""
+
+
+class MissingDependencyError(ImportError, EsBiomedError):
+    """An optional dependency is missing; the message gives the ``pip install`` line."""
+
+
+class PlanError(ValueError, EsBiomedError):
+    """A :class:`~es_biomed.query.SearchPlan` has invalid parameters."""
+
+
+def require(module: str, extra: str) -> object:
+    """Import an optional dependency or raise :class:`MissingDependencyError` with the install line."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - exercised in the no-extras test
+        raise MissingDependencyError(
+            f"{module!r} is required for this feature. Install it with: pip install 'es-biomed[{extra}]'"
+        ) from exc
