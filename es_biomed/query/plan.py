@@ -1,0 +1,210 @@
+"""The engine-neutral search plan and its scoring semantics.
+
+:class:`SearchPlan` describes a search the way Elasticsearch's ``_search`` does: a BM25 ``multi_match``
+over weighted fields with filters, optionally followed by a ``rescore`` whose ``script_score`` is
+``cosineSimilarity(query_vector, field) + 1.0``. The embedded engine executes it with
+:func:`apply_rescore` / :func:`reciprocal_rank_fusion`; the Elasticsearch backend compiles the same plan
+to JSON.
+
+Rescore semantics (Elasticsearch ``QueryRescorer``):
+
+* the top ``window_size`` first-pass hits are rescored; with ``p = query_weight * bm25`` and
+  ``r = rescore_query_weight * (cosine + 1.0)`` the new score is ``total: p + r``, ``multiply: p * r``,
+  ``avg: (p + r) / 2``, ``max: max(p, r)``, ``min: min(p, r)``;
+* a window hit the rescore query does not match (no vector) scores ``p``;
+* the window is sorted by the new score (ties keep first-pass order), and hits below the window follow
+  in first-pass order, each scored ``p``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Literal, Mapping, Sequence
+
+from es_biomed.errors import PlanError
+
+__all__ = [
+    "ScoreMode",
+    "SearchMode",
+    "MatchType",
+    "Filters",
+    "SearchPlan",
+    "SCORE_MODES",
+    "combine_scores",
+    "apply_rescore",
+    "reciprocal_rank_fusion",
+    "DEFAULT_FIELDS",
+]
+
+ScoreMode = Literal["total", "multiply", "avg", "max", "min"]
+SearchMode = Literal["bm25", "rerank", "dense", "hybrid"]
+MatchType = Literal["best_fields", "most_fields"]
+SCORE_MODES: tuple[ScoreMode, ...] = ("total", "multiply", "avg", "max", "min")
+#: Default field boosts (title counts a little more; measured on SciFact train, see README).
+DEFAULT_FIELDS: tuple[tuple[str, float], ...] = (("title", 1.0), ("abstract", 1.0), ("body", 1.0))
+_FIELDS_ALLOWED = ("title", "abstract", "body")
+MAX_RESCORE_WINDOW = 10_000  # Elasticsearch's index.max_rescore_window default
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Non-scoring filters: ``source`` in a set, publication year in ``[year_from, year_to]``."""
+
+    sources: tuple[str, ...] = ()
+    year_from: int | None = None
+    year_to: int | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.sources) or self.year_from is not None or self.year_to is not None
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """One search, engine-neutral and immutable; derive variants with :meth:`replace`.
+
+    Args:
+        query: The user's text.
+        fields: ``(field, boost)`` pairs for the BM25 ``multi_match``.
+        match_type: ``best_fields`` (dis_max over fields) or ``most_fields`` (sum over fields).
+        filters: Non-scoring filters.
+        k: Number of hits returned.
+        window_size: How many first-pass hits are rescored (``rescore.window_size``); also the RRF
+            ``rank_window_size`` in hybrid mode.
+        query_weight: Weight of the first-pass score.
+        rescore_query_weight: Weight of ``cosine + 1.0``.
+        score_mode: How the two are combined.
+        mode: ``bm25`` (no rescore), ``rerank`` (BM25 + cosine rescore), ``dense`` (exact kNN),
+            ``hybrid`` (RRF of BM25 and kNN).
+        rank_constant: RRF constant (Elasticsearch default 60).
+        vector_field: Name of the document vector field.
+
+    Example:
+        >>> plan = SearchPlan("BRCA1 breast cancer", k=5, window_size=20)
+        >>> plan.replace(mode="bm25").mode
+        'bm25'
+    """
+
+    query: str
+    fields: tuple[tuple[str, float], ...] = DEFAULT_FIELDS
+    match_type: MatchType = "best_fields"
+    filters: Filters = field(default_factory=Filters)
+    k: int = 10
+    window_size: int = 50
+    query_weight: float = 1.0
+    rescore_query_weight: float = 1.0
+    score_mode: ScoreMode = "total"
+    mode: SearchMode = "rerank"
+    rank_constant: int = 60
+    vector_field: str = "embedding"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.fields, Mapping):  # accept a dict for convenience
+            object.__setattr__(self, "fields", tuple((str(f), float(b)) for f, b in self.fields.items()))
+        if not isinstance(self.query, str):
+            raise PlanError(f"query must be a string, got {type(self.query).__name__}")
+        if not self.fields:
+            raise PlanError("fields must name at least one field")
+        for name, boost in self.fields:
+            if name not in _FIELDS_ALLOWED:
+                raise PlanError(f"unknown field {name!r}; expected one of {_FIELDS_ALLOWED}")
+            if not (math.isfinite(boost) and boost > 0):
+                raise PlanError(f"boost of {name!r} must be a positive number, got {boost!r}")
+        if self.match_type not in ("best_fields", "most_fields"):
+            raise PlanError(f"match_type must be best_fields or most_fields, got {self.match_type!r}")
+        if self.score_mode not in SCORE_MODES:
+            raise PlanError(f"score_mode must be one of {SCORE_MODES}, got {self.score_mode!r}")
+        if self.mode not in ("bm25", "rerank", "dense", "hybrid"):
+            raise PlanError(f"mode must be bm25, rerank, dense or hybrid, got {self.mode!r}")
+        for name in ("k", "window_size", "rank_constant"):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+                raise PlanError(f"{name} must be a positive integer, got {val!r}")
+        if self.window_size > MAX_RESCORE_WINDOW:
+            raise PlanError(f"window_size {self.window_size} exceeds index.max_rescore_window ({MAX_RESCORE_WINDOW})")
+        for name in ("query_weight", "rescore_query_weight"):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val):
+                raise PlanError(f"{name} must be a finite number, got {val!r}")
+
+    def replace(self, **changes: object) -> SearchPlan:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def first_pass_size(self) -> int:
+        """How many BM25 hits the first pass must fetch."""
+        return max(self.k, self.window_size) if self.mode in ("rerank", "hybrid") else self.k
+
+
+def combine_scores(primary: float, secondary: float, score_mode: ScoreMode) -> float:
+    """Combine weighted first-pass and rescore scores as Elasticsearch's ``score_mode`` does."""
+    if score_mode == "total":
+        return primary + secondary
+    if score_mode == "multiply":
+        return primary * secondary
+    if score_mode == "avg":
+        return (primary + secondary) / 2.0
+    if score_mode == "max":
+        return max(primary, secondary)
+    if score_mode == "min":
+        return min(primary, secondary)
+    raise PlanError(f"unknown score_mode {score_mode!r}")
+
+
+def apply_rescore(
+    first_pass: Sequence[tuple[str, float]],
+    rescore_scores: Mapping[str, float],
+    plan: SearchPlan,
+) -> list[tuple[str, float]]:
+    """Rescore the top ``plan.window_size`` hits of ``first_pass`` (sorted best first).
+
+    Args:
+        first_pass: ``(doc_id, bm25)`` pairs, best first.
+        rescore_scores: The rescore query's score per doc (``cosine + 1.0``); a doc absent here did not
+            match the rescore query (it has no vector).
+        plan: Supplies ``window_size``, the weights and ``score_mode``.
+
+    Returns:
+        All hits: the window re-sorted by combined score, then the rest in first-pass order.
+
+    Example:
+        >>> plan = SearchPlan("q", window_size=2, query_weight=1.0, rescore_query_weight=10.0)
+        >>> apply_rescore([("a", 3.0), ("b", 2.0), ("c", 1.0)], {"a": 1.0, "b": 1.5, "c": 2.0}, plan)
+        [('b', 17.0), ('a', 13.0), ('c', 1.0)]
+    """
+    qw, rw = plan.query_weight, plan.rescore_query_weight
+    window = []
+    for rank, (doc_id, score) in enumerate(first_pass[: plan.window_size]):
+        primary = score * qw
+        if doc_id in rescore_scores:
+            new = combine_scores(primary, rescore_scores[doc_id] * rw, plan.score_mode)
+        else:
+            new = primary
+        window.append((new, rank, doc_id))
+    window.sort(key=lambda t: (-t[0], t[1]))
+    rest = [(doc_id, score * qw) for doc_id, score in first_pass[plan.window_size :]]
+    return [(doc_id, s) for s, _, doc_id in window] + rest
+
+
+def reciprocal_rank_fusion(
+    rankings: Iterable[Sequence[str]], rank_constant: int = 60, k: int | None = None
+) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion (Cormack, Clarke and Büttcher, SIGIR 2009), as Elasticsearch's ``rrf``.
+
+    ``score(d) = sum over rankings of 1 / (rank_constant + rank(d))`` with 1-based ranks. Ties are broken
+    by the best rank in the first ranking that has the doc, then by doc id.
+
+    Example:
+        >>> reciprocal_rank_fusion([["a", "b"], ["b", "c"]], rank_constant=1)
+        [('b', 0.8333333333333333), ('a', 0.5), ('c', 0.3333333333333333)]
+    """
+    scores: dict[str, float] = {}
+    first_seen: dict[str, tuple[int, int]] = {}
+    for r_i, ranking in enumerate(rankings):
+        for rank, doc_id in enumerate(ranking, start=1):
+            scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (rank_constant + rank)
+            first_seen.setdefault(doc_id, (r_i, rank))
+    fused = sorted(scores.items(), key=lambda kv: (-kv[1], first_seen[kv[0]], kv[0]))
+    return fused[:k] if k is not None else fused
