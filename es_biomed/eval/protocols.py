@@ -1,0 +1,142 @@
+"""Evaluation protocols: BEIR (NDCG@10, Recall@100, MRR@10 for four search modes) and the BioMedBERT
+paper's BioASQ Table 9 (MRR@5 / MRR@10 of BM25 and BM25 + rerank for rerank windows 20, 30, 40, 50)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from es_biomed.backends.embedded import EmbeddedIndex
+from es_biomed.corpus.bioasq import DEFAULT_JACCARD, load_bioasq
+from es_biomed.corpus.readers import load_beir
+from es_biomed.corpus.types import RetrievalSet, Run
+from es_biomed.encode.base import Encoder
+from es_biomed.eval.metrics import evaluate
+from es_biomed.ingest.local import index_documents
+from es_biomed.query.plan import SearchPlan
+
+__all__ = ["SEED", "BEIR_RUNS", "evaluate_beir", "evaluate_bioasq", "run_modes", "ensure_index"]
+
+SEED = 42
+#: Output name -> SearchPlan mode.
+BEIR_RUNS = {"bm25": "bm25", "bm25+rerank": "rerank", "dense": "dense", "hybrid": "hybrid"}
+
+
+def _seed() -> None:
+    random.seed(SEED)
+    np.random.seed(SEED)
+
+
+def ensure_index(ds: RetrievalSet, index_path: str | os.PathLike[str], encoder: Encoder, show_progress: bool) -> EmbeddedIndex:
+    """Index ``ds.corpus`` at ``index_path`` (idempotent: unchanged documents are skipped)."""
+    index_documents(ds.corpus.values(), index_path, encoder, show_progress=show_progress)
+    return EmbeddedIndex(index_path)
+
+
+def run_modes(
+    index: EmbeddedIndex, ds: RetrievalSet, encoder: Encoder, plans: dict[str, SearchPlan], show_progress: bool = False
+) -> dict[str, Run]:
+    """One run per named plan; queries are encoded once."""
+    qids = list(ds.queries)
+    texts = [ds.queries[q] for q in qids]
+    vecs = encoder.encode_queries(texts, batch_size=64, show_progress=show_progress)
+    runs: dict[str, Run] = {}
+    for name, plan in plans.items():
+        run: Run = {}
+        for i, qid in enumerate(qids):
+            res = index.search(plan.replace(query=texts[i]), vecs[i])
+            run[qid] = {h.doc_id: h.score for h in res.hits}
+        runs[name] = run
+    return runs
+
+
+def _config(encoder: Encoder, plan: SearchPlan, **extra: Any) -> dict[str, Any]:
+    import tantivy
+
+    from es_biomed import __version__
+
+    p = asdict(plan)
+    p.pop("query")
+    p.pop("mode")
+    return {
+        **extra,
+        "encoder": encoder.info.to_dict(),
+        "plan": p,
+        "seed": SEED,
+        "versions": {"es_biomed": __version__, "tantivy": tantivy.__version__, "python": platform.python_version()},
+    }
+
+
+def evaluate_beir(
+    directory: str | os.PathLike[str],
+    index_path: str | os.PathLike[str],
+    encoder: Encoder,
+    plan: SearchPlan,
+    split: str = "test",
+    k: int = 100,
+    metrics: Sequence[str] = ("NDCG@10", "Recall@100", "MRR@10"),
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate the four search modes on a BEIR dataset; the corpus is indexed into ``index_path`` first.
+
+    Returns:
+        ``{"runs": {"bm25": {"NDCG@10": ...}, "bm25+rerank": ..., "dense": ..., "hybrid": ...}, "config": ...}``
+    """
+    _seed()
+    ds = load_beir(directory, split)
+    index = ensure_index(ds, index_path, encoder, show_progress)
+    plans = {name: plan.replace(mode=mode, k=max(k, plan.k)) for name, mode in BEIR_RUNS.items()}
+    runs = run_modes(index, ds, encoder, plans, show_progress)
+    return {
+        "runs": {name: evaluate(ds.qrels, run, metrics) for name, run in runs.items()},
+        "config": _config(encoder, plan, dataset=str(directory), split=split, k=k, queries=len(ds.queries), documents=index.count()),
+    }
+
+
+def evaluate_bioasq(
+    files: Sequence[str | os.PathLike[str]],
+    index_path: str | os.PathLike[str],
+    encoder: Encoder,
+    plan: SearchPlan,
+    windows: Sequence[int] = (20, 30, 40, 50),
+    threshold: float | None = DEFAULT_JACCARD,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """The BioMedBERT paper's Table 9 protocol on BioASQ SQuAD files.
+
+    The contexts of ``files`` are indexed into ``index_path``; questions are queries; pairs with Jaccard
+    overlap above ``threshold`` are removed (see :mod:`es_biomed.corpus.bioasq`). BM25's ranking does not
+    depend on the window; the rerank's does.
+
+    Returns:
+        ``{"table": {"bm25": {"20": {"MRR@5": ..., "MRR@10": ...}, ...}, "bm25+rerank": {...}},
+        "pairs_kept": N, "pairs_removed": M, "config": {...}}``
+    """
+    _seed()
+    ds = load_bioasq(files, threshold)
+    index = ensure_index(ds, index_path, encoder, show_progress)
+    depth = max(max(windows), 10 + max((len(v) for v in ds.ignore.values()), default=0))
+    plans = {"bm25": plan.replace(mode="bm25", k=depth)}
+    for w in windows:
+        plans[f"rerank@{w}"] = plan.replace(mode="rerank", window_size=w, k=max(w, 10))
+    runs = run_modes(index, ds, encoder, plans, show_progress)
+    mrr = ("MRR@5", "MRR@10")
+    bm25 = evaluate(ds.qrels, runs["bm25"], mrr, ds.ignore)
+    table = {
+        "bm25": {str(w): dict(bm25) for w in windows},
+        "bm25+rerank": {str(w): evaluate(ds.qrels, runs[f"rerank@{w}"], mrr, ds.ignore) for w in windows},
+    }
+    return {
+        "table": table,
+        "pairs_kept": ds.stats["pairs_kept"],
+        "pairs_removed": ds.stats["pairs_removed"],
+        "config": _config(
+            encoder, plan, files=[str(Path(f)) for f in files], windows=list(windows), stats=ds.stats, documents=index.count(), queries=len(ds.queries)
+        ),
+    }
