@@ -1,0 +1,50 @@
+"""Shared fixtures. The toy encoder exists for arithmetic only: real-model tests live in tests/integration."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from es_biomed.encode.base import Encoder
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+
+
+class KeywordEncoder(Encoder):
+    """Deterministic toy encoder: counts of a fixed keyword vocabulary (one axis per keyword)."""
+
+    pooling = "mean"
+    max_length = 512
+
+    def __init__(self, vocab: list[str], name: str = "toy-keywords") -> None:
+        self.vocab = vocab
+        self.name = name
+        self.dims = len(vocab)
+
+    @property
+    def fingerprint(self) -> str:
+        return "toy-" + "-".join(self.vocab)
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dims), dtype=np.float32)
+        for i, t in enumerate(texts):
+            words = re.findall(r"\w+", t.lower())
+            for j, v in enumerate(self.vocab):
+                out[i, j] = words.count(v)
+        return out
+
+
+@pytest.fixture
+def toy_encoder() -> KeywordEncoder:
+    return KeywordEncoder(["aspirin", "fever", "heart", "stroke"])
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data not found at {SHARED}")
+    return SHARED
