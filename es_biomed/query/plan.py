@@ -12,8 +12,14 @@ Rescore semantics (Elasticsearch ``QueryRescorer``):
   ``r = rescore_query_weight * (cosine + 1.0)`` the new score is ``total: p + r``, ``multiply: p * r``,
   ``avg: (p + r) / 2``, ``max: max(p, r)``, ``min: min(p, r)``;
 * a window hit the rescore query does not match (no vector) scores ``p``;
-* the window is sorted by the new score (ties keep first-pass order), and hits below the window follow
-  in first-pass order, each scored ``p``.
+* a hit below the window is not rescored and scores ``p``;
+* then all hits are sorted by score again (ES ``QueryRescorer.combine``: "splice back to non-topN hits and
+  resort all of them"); ties keep first-pass order.
+
+Hits below the window therefore keep their BM25 order among themselves. With ``total`` (the default),
+``max`` and non-negative weights they also always stay after the window, because ``cosine + 1.0 >= 0``
+makes every window score at least its own ``p``. With ``multiply``, ``avg`` or ``min`` a window hit can drop
+below hits outside the window, exactly as in Elasticsearch.
 """
 
 from __future__ import annotations
@@ -158,7 +164,7 @@ def apply_rescore(
     rescore_scores: Mapping[str, float],
     plan: SearchPlan,
 ) -> list[tuple[str, float]]:
-    """Rescore the top ``plan.window_size`` hits of ``first_pass`` (sorted best first).
+    """Rescore the top ``plan.window_size`` hits of ``first_pass`` (sorted best first), as Elasticsearch does.
 
     Args:
         first_pass: ``(doc_id, bm25)`` pairs, best first.
@@ -167,7 +173,7 @@ def apply_rescore(
         plan: Supplies ``window_size``, the weights and ``score_mode``.
 
     Returns:
-        All hits: the window re-sorted by combined score, then the rest in first-pass order.
+        All hits with their new scores, sorted by score (ties in first-pass order).
 
     Example:
         >>> plan = SearchPlan("q", window_size=2, query_weight=1.0, rescore_query_weight=10.0)
@@ -175,17 +181,14 @@ def apply_rescore(
         [('b', 17.0), ('a', 13.0), ('c', 1.0)]
     """
     qw, rw = plan.query_weight, plan.rescore_query_weight
-    window = []
-    for rank, (doc_id, score) in enumerate(first_pass[: plan.window_size]):
+    scored = []
+    for rank, (doc_id, score) in enumerate(first_pass):
         primary = score * qw
-        if doc_id in rescore_scores:
-            new = combine_scores(primary, rescore_scores[doc_id] * rw, plan.score_mode)
-        else:
-            new = primary
-        window.append((new, rank, doc_id))
-    window.sort(key=lambda t: (-t[0], t[1]))
-    rest = [(doc_id, score * qw) for doc_id, score in first_pass[plan.window_size :]]
-    return [(doc_id, s) for s, _, doc_id in window] + rest
+        if rank < plan.window_size and doc_id in rescore_scores:
+            primary = combine_scores(primary, rescore_scores[doc_id] * rw, plan.score_mode)
+        scored.append((primary, rank, doc_id))
+    scored.sort(key=lambda t: (-t[0], t[1]))
+    return [(doc_id, s) for s, _, doc_id in scored]
 
 
 def reciprocal_rank_fusion(

@@ -44,6 +44,16 @@ def test_documents_below_window_keep_bm25_order_scored_by_query_weight():
     assert apply_rescore(FIRST, RESCORE, plan) == [("d2", 16.5), ("d1", 12.0), ("d3", 1.0), ("d4", 0.5)]
 
 
+def test_rescored_hits_can_fall_below_the_window_as_in_elasticsearch():
+    # multiply with a small weight shrinks window scores: d1 4 * 0.1 * 1.0 = 0.4, d2 3 * 0.1 * 1.5 = 0.45.
+    # d3 (2.0) and d4 (1.0) are not rescored; ES re-sorts everything by score, so they come first, and keep
+    # their BM25 order among themselves.
+    plan = SearchPlan("q", window_size=2, rescore_query_weight=0.1, score_mode="multiply")
+    got = apply_rescore(FIRST, RESCORE, plan)
+    assert [d for d, _ in got] == ["d3", "d4", "d2", "d1"]
+    assert [s for _, s in got] == pytest.approx([2.0, 1.0, 0.45, 0.4])
+
+
 def test_window_hit_without_vector_scores_weighted_primary():
     plan = SearchPlan("q", window_size=4, query_weight=1.0, rescore_query_weight=1.0)
     got = apply_rescore(FIRST, {"d2": 2.0}, plan)  # only d2 has a vector: 3 + 2 = 5
