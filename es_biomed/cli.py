@@ -7,6 +7,7 @@ The CLI parses arguments and calls library functions; heavy modules are imported
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,10 @@ def _emit(obj: Any, as_json: bool, text: str) -> None:
 @click.version_option(package_name="es-biomed")
 def main() -> None:
     """Biomedical literature search: BM25 retrieval plus cosine rerank with a biomedical encoder."""
+    # transformers imports TensorFlow whenever it is installed (2.6 s here), though the torch backend never
+    # needs it and the TF backend does not go through transformers. The CLI exports no TF model, so it opts
+    # out; library users (and the TF exporter) keep transformers' default.
+    os.environ.setdefault("USE_TF", "0")
 
 
 @main.command()
