@@ -145,6 +145,15 @@ def test_matches_torch_encoder(tf_encoder, torch_encoder):
     assert float(np.abs(got - want).max()) <= 1e-4
 
 
+@pytest.mark.parametrize("pooling", ["cls", "max"])
+def test_pooling_override_matches_torch(savedmodel_dir, pooling):
+    tf_enc = load_encoder(str(savedmodel_dir), pooling=pooling)
+    torch_enc = load_encoder("all-MiniLM-L6-v2", pooling=pooling)
+    assert tf_enc.pooling == pooling
+    got, want = tf_enc.encode(TEXTS), torch_enc.encode(TEXTS)
+    assert float(np.abs(got - want).max()) <= 1e-4
+
+
 def test_input_order_preserved(tf_encoder):
     batched = tf_encoder.encode(TEXTS, batch_size=4)
     one_by_one = np.stack([tf_encoder.encode([t])[0] for t in TEXTS])
