@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from es_biomed.backends.embedded import EmbeddedIndex
 from es_biomed.corpus.passages import PassageConfig
@@ -38,9 +37,27 @@ class IndexReport:
         return asdict(self)
 
 
+class _ReadError(Exception):
+    """Carries an error raised by the document iterator, with the records read before it."""
+
+    def __init__(self, partial: list[Document], cause: BaseException) -> None:
+        self.partial, self.cause = partial, cause
+
+
 def _batches(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    """Batches of ``size``; if reading fails mid-batch, the records read so far travel with the error."""
     it = iter(docs)
-    while batch := list(itertools.islice(it, size)):
+    while True:
+        batch: list[Document] = []
+        try:
+            for doc in it:
+                batch.append(doc)
+                if len(batch) == size:
+                    break
+        except Exception as exc:
+            raise _ReadError(batch, exc) from exc
+        if not batch:
+            return
         yield batch
 
 
@@ -49,7 +66,7 @@ def index_documents(
     index_path: str | os.PathLike[str],
     encoder: Encoder,
     *,
-    passages: PassageConfig = PassageConfig(),
+    passages: PassageConfig | None = None,
     batch_size: int = 256,
     encode_batch_size: int = 32,
     show_progress: bool = False,
@@ -70,12 +87,20 @@ def index_documents(
         bar = tqdm(desc="index", unit="doc")
     try:
         with index.writer() as writer:
-            for batch in _batches(docs, batch_size):
+
+            def write(batch: list[Document]) -> None:
                 report.read += len(batch)
                 report.written += writer.add(batch, encoder, batch_size=encode_batch_size)
                 report.unchanged = writer.unchanged
                 if bar is not None:
                     bar.update(len(batch))
+
+            try:
+                for batch in _batches(docs, batch_size):
+                    write(batch)
+            except _ReadError as err:
+                write(err.partial)  # the records before the bad one were accepted: keep them
+                raise err.cause from None
     finally:
         if bar is not None:
             bar.close()
