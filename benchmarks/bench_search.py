@@ -50,10 +50,10 @@ def main() -> None:
     base = default_plan(k=10)
     for mode in ("bm25", "rerank", "dense", "hybrid"):
         plan = base.replace(mode=mode)
-        for q, v in zip(queries[:20], vecs[:20]):  # warm-up
+        for q, v in zip(queries[:20], vecs[:20], strict=True):  # warm-up
             index.search(plan.replace(query=q), v)
         lat = []
-        for q, v in zip(queries, vecs):
+        for q, v in zip(queries, vecs, strict=True):
             with Timer() as t:
                 index.search(plan.replace(query=q), v)
             lat.append(t.seconds * 1000)

@@ -46,7 +46,7 @@ def main() -> None:
     index_documents(train.corpus.values(), args.index, enc, show_progress=True)
     index = EmbeddedIndex(args.index)
     qids = sorted(train.queries)
-    vecs = dict(zip(qids, enc.encode_queries([train.queries[q] for q in qids], batch_size=64)))
+    vecs = dict(zip(qids, enc.encode_queries([train.queries[q] for q in qids], batch_size=64), strict=True))
 
     grid = []
     best_fields = None

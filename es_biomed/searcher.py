@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from es_biomed.backends.base import SearchResults
 from es_biomed.backends.embedded import EmbeddedIndex
@@ -64,7 +65,7 @@ class Searcher:
         probe = self._plan("", {"k": k, **overrides})
         vecs = self.encoder.encode_queries(list(queries), batch_size=batch_size) if probe.mode != "bm25" else None
         run: Run = {}
-        for i, (qid, text) in enumerate(zip(qids, queries)):
+        for i, (qid, text) in enumerate(zip(qids, queries, strict=True)):
             res = self.index.search(probe.replace(query=text), None if vecs is None else vecs[i])
             run[qid] = {h.doc_id: h.score for h in res.hits}
         return run

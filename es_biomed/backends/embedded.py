@@ -22,9 +22,10 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -104,8 +105,8 @@ class EmbeddedIndex:
         cls,
         path: str | os.PathLike[str],
         encoder: EncoderInfo | dict[str, Any],
-        passages: PassageConfig = PassageConfig(),
-        analyzer: AnalyzerConfig = AnalyzerConfig(),
+        passages: PassageConfig | None = None,
+        analyzer: AnalyzerConfig | None = None,
     ) -> EmbeddedIndex:
         """Create an empty index at ``path``, or open the existing one if it was built with the same encoder."""
         p = Path(path)
@@ -130,7 +131,7 @@ class EmbeddedIndex:
                 " year INTEGER, source TEXT, hash TEXT NOT NULL, stored TEXT NOT NULL)"
             )
         (p / "vectors.f32").touch()
-        cfg = IndexConfig(encoder=enc, passages=passages, analyzer=analyzer)
+        cfg = IndexConfig(encoder=enc, passages=passages or PassageConfig(), analyzer=analyzer or AnalyzerConfig())
         tmp = p / (META_FILE + ".tmp")
         tmp.write_text(json.dumps(cfg.to_dict(), indent=2))
         tmp.replace(p / META_FILE)
@@ -162,7 +163,7 @@ class EmbeddedIndex:
         else:
             self._vectors = np.zeros((0, dims), dtype=np.float32)
         live = np.zeros(len(self._vectors), dtype=bool)
-        for s, c in zip(self._row_start, self._row_count):
+        for s, c in zip(self._row_start, self._row_count, strict=True):
             live[s : s + c] = True
         self._dead_rows = np.flatnonzero(~live)
 
@@ -282,7 +283,7 @@ class EmbeddedIndex:
             mask &= (self._year <= filters.year_to) & (self._year >= 0)
         return mask
 
-    def knn(self, query_vector: np.ndarray, n: int, filters: Filters = Filters()) -> list[Hit]:
+    def knn(self, query_vector: np.ndarray, n: int, filters: Filters | None = None) -> list[Hit]:
         """Exact kNN over all passages (a doc scores by its best passage), scored ``(1 + cos) / 2`` as ES does."""
         if not self._ids or not len(self._vectors):
             return []
@@ -290,7 +291,7 @@ class EmbeddedIndex:
         if len(self._dead_rows):
             sims[self._dead_rows] = -np.inf
         doc_cos = np.maximum.reduceat(sims, self._row_start)
-        mask = self._filter_mask(filters)
+        mask = self._filter_mask(filters or Filters())
         if mask is not None:
             doc_cos = np.where(mask, doc_cos, -np.inf)
         n = min(n, len(doc_cos))
@@ -392,7 +393,7 @@ class IndexWriter:
             raise ValueError(f"{len(docs)} documents but {len(passage_vectors)} vector blocks")
         T = self.index._tantivy
         cfg = self.index.config
-        for doc, vecs in zip(docs, passage_vectors):
+        for doc, vecs in zip(docs, passage_vectors, strict=True):
             vecs = np.ascontiguousarray(vecs, dtype=np.float32)
             if vecs.ndim != 2 or vecs.shape[1] != self.dims:
                 raise EncoderMismatchError(f"document {doc.id!r}: vectors of shape {vecs.shape}, index expects [*, {self.dims}]")

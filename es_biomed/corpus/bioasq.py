@@ -17,8 +17,8 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from es_biomed.corpus.types import Document, RetrievalSet, SourceRef
 from es_biomed.errors import RecordError

@@ -26,7 +26,7 @@ class PassageConfig:
             raise ValueError(f"need max_words >= 1 and 0 <= overlap < max_words, got {self.max_words}, {self.overlap}")
 
 
-def split_passages(doc: Document, config: PassageConfig = PassageConfig()) -> list[str]:
+def split_passages(doc: Document, config: PassageConfig | None = None) -> list[str]:
     """Passages of ``doc`` in order; never empty for a valid document.
 
     Example:
@@ -34,6 +34,7 @@ def split_passages(doc: Document, config: PassageConfig = PassageConfig()) -> li
         >>> split_passages(d, PassageConfig(max_words=3, overlap=1))
         ['T', 'T w0 w1 w2', 'T w2 w3 w4']
     """
+    config = config or PassageConfig()
     passages = [doc.text] if (doc.title or doc.abstract) else []
     words = doc.body.split()
     step = config.max_words - config.overlap

@@ -13,8 +13,9 @@ import io
 import json
 import os
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Literal
 
 from es_biomed.corpus.types import Document, Qrels, RetrievalSet, SourceRef
 from es_biomed.errors import RecordError

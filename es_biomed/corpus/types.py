@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any
 
 __all__ = ["Document", "RetrievalSet", "Run", "Qrels", "SourceRef"]
 
 #: A run: ``{qid: {doc_id: score}}`` (BEIR / pytrec_eval layout).
-Run = Dict[str, Dict[str, float]]
+Run = dict[str, dict[str, float]]
 #: Relevance judgements: ``{qid: {doc_id: grade}}``.
-Qrels = Dict[str, Dict[str, int]]
+Qrels = dict[str, dict[str, int]]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ Conventions:
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from es_biomed.corpus.types import Qrels, Run
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import platform
 import random
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -7,7 +7,15 @@ import re
 
 import pytest
 
-from es_biomed.corpus import Document, PassageConfig, RejectSink, detect_format, iter_documents, load_beir, split_passages
+from es_biomed.corpus import (
+    Document,
+    PassageConfig,
+    RejectSink,
+    detect_format,
+    iter_documents,
+    load_beir,
+    split_passages,
+)
 from es_biomed.errors import RecordError
 
 
