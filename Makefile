@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAMPLE := data/scifact-sample
 DEMO_INDEX := indexes/scifact-sample
-DEMO_QUERY ?= Aspirin inhibits the production of PGE2.
+DEMO_QUERY ?= Ribosomopathies have a low degree of cell and tissue specific pathology.
 
 .PHONY: demo test test-unit test-cov check bench clean
 
