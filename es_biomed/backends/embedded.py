@@ -447,6 +447,7 @@ class IndexWriter:
         try:
             self.commit()
             self._tw.wait_merging_threads()
+            logger.info("index %s: committed; %d written, %d unchanged in this session", self.path, self.added, self.unchanged)
         finally:
             self._vec.close()
             self._con.close()

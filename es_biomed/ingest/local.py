@@ -100,6 +100,7 @@ def index_documents(
                     write(batch)
             except _ReadError as err:
                 write(err.partial)  # the records before the bad one were accepted: keep them
+                logger.warning("reading stopped at a bad record after %d documents: %s", report.read, err.cause)
                 raise err.cause from None
     finally:
         if bar is not None:

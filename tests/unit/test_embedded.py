@@ -157,3 +157,25 @@ def test_missing_index_is_a_clear_error(tmp_path):
 
 def test_query_of_only_stop_words_returns_nothing(index):
     assert index.search(SearchPlan("the and of", mode="bm25")).hits == []
+
+
+def test_delete_removes_from_bm25_vectors_and_store(index, toy_encoder):
+    with index.writer() as w:
+        w.delete(["d1"])
+    assert index.count() == 3 and "d1" not in index and index.get(["d1"]) == {}
+    assert ids(index.search(SearchPlan("aspirin", mode="bm25")).hits) == ["d3", "d2"]
+    qvec = toy_encoder.encode_queries(["fever"])[0]
+    assert ids(index.knn(qvec, 4)) == ["d4", "d2", "d3"]
+
+
+def test_searcher_batch_search_returns_a_run(index, toy_encoder):
+    from es_biomed.searcher import Searcher
+
+    s = Searcher(index, toy_encoder)
+    run = s.batch_search(["aspirin", "fever"], ["q1", "q2"], k=2, mode="bm25")
+    assert list(run) == ["q1", "q2"] and list(run["q1"]) == ["d1", "d3"] and list(run["q2"]) == ["d1", "d4"]
+    # BM25 scores are below 1; r = 5 * (cos + 1) decides: d4 cos 1/sqrt2 -> 8.54, d2 0.5 -> 7.5, d1 1/sqrt20 -> 6.12
+    hits = s.search("heart fever", k=3, window_size=10, rescore_query_weight=5.0).hits
+    assert ids(hits) == ["d4", "d2", "d1"]
+    with pytest.raises(ValueError, match="2 queries but 1 qids"):
+        s.batch_search(["a", "b"], ["q1"])
