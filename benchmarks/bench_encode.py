@@ -1,6 +1,6 @@
 """Encoder throughput on 2 CPU cores: short texts (SciFact claims) and abstracts (SciFact corpus).
 
-    .venv/bin/python benchmarks/bench_encode.py [--scifact ../shared/data/scifact] [--backends torch,tf]
+.venv/bin/python benchmarks/bench_encode.py [--scifact ../shared/data/scifact] [--backends torch,tf]
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ def main() -> None:
     args = ap.parse_args()
     d = Path(args.scifact)
     short = [json.loads(x)["text"] for x in (d / "queries.jsonl").read_text().splitlines()][: args.short]
-    long = [(lambda o: f"{o['title']} {o['text']}")(json.loads(x)) for x in (d / "corpus.jsonl").read_text().splitlines()][: args.long]
+    long = [
+        (lambda o: f"{o['title']} {o['text']}")(json.loads(x)) for x in (d / "corpus.jsonl").read_text().splitlines()
+    ][: args.long]
     results = {}
     for backend in args.backends.split(","):
         if backend == "torch":

@@ -57,7 +57,11 @@ def main() -> None:
             with Timer() as t:
                 index.search(plan.replace(query=q), v)
             lat.append(t.seconds * 1000)
-        results[mode] = {"p50_ms": round(float(np.percentile(lat, 50)), 3), "p95_ms": round(float(np.percentile(lat, 95)), 3), "qps": round(1000 / float(np.mean(lat)), 1)}
+        results[mode] = {
+            "p50_ms": round(float(np.percentile(lat, 50)), 3),
+            "p95_ms": round(float(np.percentile(lat, 95)), 3),
+            "qps": round(1000 / float(np.mean(lat)), 1),
+        }
         print(mode, results[mode])
     with Timer() as t_single:
         for q in queries[:50]:

@@ -63,10 +63,27 @@ def main() -> None:
     cos = {q: index.vector_scores(vecs[q], [d for d, _ in first[q]]) for q in qids}
     scored = []
     for window, mode, rw in itertools.product(WINDOWS, SCORE_MODES, RESCORE_WEIGHTS):
-        plan = SearchPlan("", fields=fields, match_type=match_type, window_size=window, score_mode=mode, rescore_query_weight=rw, k=100)
+        plan = SearchPlan(
+            "",
+            fields=fields,
+            match_type=match_type,
+            window_size=window,
+            score_mode=mode,
+            rescore_query_weight=rw,
+            k=100,
+        )
         run = {q: dict(apply_rescore(first[q], {d: c + 1.0 for d, c in cos[q].items()}, plan)[:100]) for q in qids}
         ndcg = evaluate(train.qrels, run, ["NDCG@10"])["NDCG@10"]
-        grid.append({"fields": name, "mode": "rerank", "window_size": window, "score_mode": mode, "rescore_query_weight": rw, "NDCG@10": ndcg})
+        grid.append(
+            {
+                "fields": name,
+                "mode": "rerank",
+                "window_size": window,
+                "score_mode": mode,
+                "rescore_query_weight": rw,
+                "NDCG@10": ndcg,
+            }
+        )
         scored.append((ndcg, window, mode, rw))
     # Within TIE of the best, prefer the smaller window (cheaper), then the smaller weight.
     top = max(s[0] for s in scored)

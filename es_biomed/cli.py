@@ -47,15 +47,39 @@ def main() -> None:
 
 @main.command()
 @click.argument("corpus", type=click.Path(exists=True))
-@click.option("--index", "index_path", required=True, type=click.Path(), help="Embedded index directory (created if missing).")
-@click.option("--format", "fmt", type=click.Choice(["beir", "breathe", "cord19", "bioasq"]), default=None, help="Corpus format (guessed if omitted).")
+@click.option(
+    "--index", "index_path", required=True, type=click.Path(), help="Embedded index directory (created if missing)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["beir", "breathe", "cord19", "bioasq"]),
+    default=None,
+    help="Corpus format (guessed if omitted).",
+)
 @click.option("--encoder", default=None, help="Encoder name or model directory (default: all-MiniLM-L6-v2).")
-@click.option("--on-error", type=click.Choice(["raise", "quarantine"]), default="raise", show_default=True, help="Stop at a bad record, or quarantine it and go on.")
+@click.option(
+    "--on-error",
+    type=click.Choice(["raise", "quarantine"]),
+    default="raise",
+    show_default=True,
+    help="Stop at a bad record, or quarantine it and go on.",
+)
 @click.option("--rejects", type=click.Path(), default=None, help="Quarantine file (default: INDEX/rejects.jsonl).")
 @click.option("--batch-size", type=int, default=256, show_default=True, help="Documents per write batch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def index(corpus: str, index_path: str, fmt: str | None, encoder: str | None, on_error: str, rejects: str | None, batch_size: int, as_json: bool, no_progress: bool) -> None:
+def index(
+    corpus: str,
+    index_path: str,
+    fmt: str | None,
+    encoder: str | None,
+    on_error: str,
+    rejects: str | None,
+    batch_size: int,
+    as_json: bool,
+    no_progress: bool,
+) -> None:
     """Index CORPUS (BEIR dir, BREATHE JSONL, CORD-19 metadata.csv, BioASQ SQuAD JSON)."""
     from es_biomed.errors import EsBiomedError
     from es_biomed.ingest import index_corpus
@@ -63,7 +87,14 @@ def index(corpus: str, index_path: str, fmt: str | None, encoder: str | None, on
     try:
         enc = _load_encoder(encoder, None)
         report = index_corpus(
-            corpus, index_path, enc, fmt=fmt, on_error=on_error, rejects_path=rejects, batch_size=batch_size, show_progress=not no_progress  # type: ignore[arg-type]
+            corpus,
+            index_path,
+            enc,
+            fmt=fmt,
+            on_error=on_error,
+            rejects_path=rejects,
+            batch_size=batch_size,
+            show_progress=not no_progress,  # type: ignore[arg-type]
         )
     except (EsBiomedError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
@@ -82,10 +113,22 @@ def index(corpus: str, index_path: str, fmt: str | None, encoder: str | None, on
 @click.argument("query")
 @click.option("--index", "index_path", required=True, type=click.Path(), help="Embedded index directory.")
 @click.option("-k", "k", type=int, default=10, show_default=True, help="Number of hits.")
-@click.option("--window", type=int, default=None, help="Rescore window: how many BM25 hits are reranked (default: preset).")
+@click.option(
+    "--window", type=int, default=None, help="Rescore window: how many BM25 hits are reranked (default: preset)."
+)
 @click.option("--no-rerank", is_flag=True, help="BM25 only.")
-@click.option("--mode", type=click.Choice(["bm25", "rerank", "dense", "hybrid"]), default=None, help="Search mode (default: rerank).")
-@click.option("--score-mode", type=click.Choice(["total", "multiply", "avg", "max", "min"]), default=None, help="How BM25 and cosine combine.")
+@click.option(
+    "--mode",
+    type=click.Choice(["bm25", "rerank", "dense", "hybrid"]),
+    default=None,
+    help="Search mode (default: rerank).",
+)
+@click.option(
+    "--score-mode",
+    type=click.Choice(["total", "multiply", "avg", "max", "min"]),
+    default=None,
+    help="How BM25 and cosine combine.",
+)
 @click.option("--query-weight", type=float, default=None)
 @click.option("--rescore-query-weight", type=float, default=None)
 @click.option("--source", "sources", multiple=True, help="Keep only this source (repeatable).")
@@ -93,9 +136,22 @@ def index(corpus: str, index_path: str, fmt: str | None, encoder: str | None, on
 @click.option("--year-to", type=int, default=None)
 @click.option("--encoder", default=None, help="Query encoder; must match the index's (default: the index's).")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
-def search(query: str, index_path: str, k: int, window: int | None, no_rerank: bool, mode: str | None, score_mode: str | None,
-           query_weight: float | None, rescore_query_weight: float | None, sources: tuple[str, ...], year_from: int | None,
-           year_to: int | None, encoder: str | None, as_json: bool) -> None:
+def search(
+    query: str,
+    index_path: str,
+    k: int,
+    window: int | None,
+    no_rerank: bool,
+    mode: str | None,
+    score_mode: str | None,
+    query_weight: float | None,
+    rescore_query_weight: float | None,
+    sources: tuple[str, ...],
+    year_from: int | None,
+    year_to: int | None,
+    encoder: str | None,
+    as_json: bool,
+) -> None:
     """Search the index for QUERY."""
     from es_biomed.errors import EsBiomedError
     from es_biomed.query import Filters
@@ -105,7 +161,12 @@ def search(query: str, index_path: str, k: int, window: int | None, no_rerank: b
     if no_rerank and mode not in (None, "bm25"):
         raise click.UsageError("--no-rerank conflicts with --mode " + str(mode))
     overrides: dict[str, Any] = {"k": k, "mode": "bm25" if no_rerank else (mode or "rerank")}
-    for key, val in (("window_size", window), ("score_mode", score_mode), ("query_weight", query_weight), ("rescore_query_weight", rescore_query_weight)):
+    for key, val in (
+        ("window_size", window),
+        ("score_mode", score_mode),
+        ("query_weight", query_weight),
+        ("rescore_query_weight", rescore_query_weight),
+    ):
         if val is not None:
             overrides[key] = val
     if sources or year_from is not None or year_to is not None:
@@ -113,11 +174,19 @@ def search(query: str, index_path: str, k: int, window: int | None, no_rerank: b
     try:
         plan = default_plan(query, **overrides)
         searcher = Searcher(index_path, encoder, plan)
-        results = searcher.index.search(plan, searcher.encoder.encode_queries([query])[0] if plan.mode != "bm25" else None, with_sources=True)
+        results = searcher.index.search(
+            plan, searcher.encoder.encode_queries([query])[0] if plan.mode != "bm25" else None, with_sources=True
+        )
     except (EsBiomedError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
     if as_json:
-        click.echo(json.dumps({"query": query, "mode": plan.mode, "took_ms": round(results.took_ms, 3), "hits": results.to_json()}, indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {"query": query, "mode": plan.mode, "took_ms": round(results.took_ms, 3), "hits": results.to_json()},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
     for rank, hit in enumerate(results.hits, start=1):
         src = results.sources.get(hit.doc_id, {})
@@ -142,13 +211,30 @@ def _write_result(result: dict[str, Any], output: str, markdown: str) -> None:
 @eval_group.command(name="beir")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @click.option("--split", default="test", show_default=True)
-@click.option("--index", "index_path", required=True, type=click.Path(), help="Embedded index (the corpus is indexed there if needed).")
-@click.option("--output", required=True, type=click.Path(), help="Result JSON (a Markdown table is written beside it).")
+@click.option(
+    "--index",
+    "index_path",
+    required=True,
+    type=click.Path(),
+    help="Embedded index (the corpus is indexed there if needed).",
+)
+@click.option(
+    "--output", required=True, type=click.Path(), help="Result JSON (a Markdown table is written beside it)."
+)
 @click.option("--encoder", default=None, help="Encoder name or path (default: the index's, else all-MiniLM-L6-v2).")
 @click.option("-k", "k", type=int, default=100, show_default=True, help="Run depth.")
 @click.option("--window", type=int, default=None, help="Rescore window (default: preset).")
 @click.option("--no-progress", is_flag=True)
-def eval_beir(directory: str, split: str, index_path: str, output: str, encoder: str | None, k: int, window: int | None, no_progress: bool) -> None:
+def eval_beir(
+    directory: str,
+    split: str,
+    index_path: str,
+    output: str,
+    encoder: str | None,
+    k: int,
+    window: int | None,
+    no_progress: bool,
+) -> None:
     """BEIR-style evaluation: NDCG@10, Recall@100 and MRR@10 for bm25, bm25+rerank, dense and hybrid."""
     from es_biomed.errors import EsBiomedError
     from es_biomed.eval.protocols import evaluate_beir
@@ -168,13 +254,31 @@ def eval_beir(directory: str, split: str, index_path: str, output: str, encoder:
 
 @eval_group.command(name="bioasq")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--index", "index_path", required=True, type=click.Path(), help="Embedded index for the contexts of FILES.")
-@click.option("--output", required=True, type=click.Path(), help="Result JSON (a Markdown table is written beside it).")
+@click.option(
+    "--index", "index_path", required=True, type=click.Path(), help="Embedded index for the contexts of FILES."
+)
+@click.option(
+    "--output", required=True, type=click.Path(), help="Result JSON (a Markdown table is written beside it)."
+)
 @click.option("--encoder", default=None, help="Encoder name or path (default: the index's, else all-MiniLM-L6-v2).")
 @click.option("--windows", default="20,30,40,50", show_default=True, help="Comma-separated rerank windows (top-k).")
-@click.option("--jaccard", type=float, default=0.30, show_default=True, help="Remove question/context pairs with Jaccard overlap above this.")
+@click.option(
+    "--jaccard",
+    type=float,
+    default=0.30,
+    show_default=True,
+    help="Remove question/context pairs with Jaccard overlap above this.",
+)
 @click.option("--no-progress", is_flag=True)
-def eval_bioasq(files: tuple[str, ...], index_path: str, output: str, encoder: str | None, windows: str, jaccard: float, no_progress: bool) -> None:
+def eval_bioasq(
+    files: tuple[str, ...],
+    index_path: str,
+    output: str,
+    encoder: str | None,
+    windows: str,
+    jaccard: float,
+    no_progress: bool,
+) -> None:
     """The BioMedBERT paper's Table 9: MRR@5 / MRR@10 of BM25 and BM25 + rerank on BioASQ."""
     from es_biomed.errors import EsBiomedError
     from es_biomed.eval.protocols import evaluate_bioasq
@@ -184,10 +288,14 @@ def eval_bioasq(files: tuple[str, ...], index_path: str, output: str, encoder: s
     try:
         ws = [int(w) for w in windows.split(",") if w.strip()]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {windows!r}", param_hint="--windows") from None
+        raise click.BadParameter(
+            f"expected comma-separated integers, got {windows!r}", param_hint="--windows"
+        ) from None
     try:
         enc = _load_encoder(encoder, index_path)
-        result = evaluate_bioasq(list(files), index_path, enc, default_plan(), windows=ws, threshold=jaccard, show_progress=not no_progress)
+        result = evaluate_bioasq(
+            list(files), index_path, enc, default_plan(), windows=ws, threshold=jaccard, show_progress=not no_progress
+        )
     except (EsBiomedError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
     md = bioasq_markdown(result)

@@ -30,7 +30,12 @@ class Searcher:
         [('2613775', 24.911), ('14717500', 21.734)]
     """
 
-    def __init__(self, index: EmbeddedIndex | str | os.PathLike[str], encoder: Encoder | str | None = None, plan: SearchPlan | None = None) -> None:
+    def __init__(
+        self,
+        index: EmbeddedIndex | str | os.PathLike[str],
+        encoder: Encoder | str | None = None,
+        plan: SearchPlan | None = None,
+    ) -> None:
         self.index = index if isinstance(index, EmbeddedIndex) else EmbeddedIndex(index)
         self._encoder_arg = encoder
         self._encoder: Encoder | None = encoder if isinstance(encoder, Encoder) else None
@@ -44,7 +49,9 @@ class Searcher:
         if self._encoder is None:
             from es_biomed.encode.registry import load_encoder
 
-            enc = load_encoder(self._encoder_arg if isinstance(self._encoder_arg, str) else self.index.encoder_info["name"])
+            enc = load_encoder(
+                self._encoder_arg if isinstance(self._encoder_arg, str) else self.index.encoder_info["name"]
+            )
             self.index.check_encoder(enc.info)
             self._encoder = enc
         return self._encoder
@@ -58,7 +65,9 @@ class Searcher:
         qvec = self.encoder.encode_queries([query])[0] if plan.mode != "bm25" else None
         return self.index.search(plan, qvec, with_sources=with_sources)
 
-    def batch_search(self, queries: Sequence[str], qids: Sequence[str], k: int = 10, batch_size: int = 64, **overrides: Any) -> Run:
+    def batch_search(
+        self, queries: Sequence[str], qids: Sequence[str], k: int = 10, batch_size: int = 64, **overrides: Any
+    ) -> Run:
         """Search many queries (encoded in batches); returns a run ``{qid: {doc_id: score}}``."""
         if len(queries) != len(qids):
             raise ValueError(f"{len(queries)} queries but {len(qids)} qids")

@@ -30,7 +30,9 @@ class AnalyzerConfig:
 def build_analyzer(cfg: AnalyzerConfig) -> Any:
     import tantivy
 
-    builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.remove_long(cfg.remove_long))
+    builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(
+        tantivy.Filter.remove_long(cfg.remove_long)
+    )
     builder = builder.filter(tantivy.Filter.lowercase())
     if cfg.stopwords:
         builder = builder.filter(tantivy.Filter.stopword("english"))

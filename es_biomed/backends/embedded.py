@@ -60,13 +60,22 @@ class IndexConfig:
         return int(self.encoder["dims"])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "encoder": self.encoder, "passages": asdict(self.passages), "analyzer": self.analyzer.to_dict()}
+        return {
+            "version": self.version,
+            "encoder": self.encoder,
+            "passages": asdict(self.passages),
+            "analyzer": self.analyzer.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IndexConfig:
         if d.get("version") != SCHEMA_VERSION:
-            raise EsBiomedError(f"index schema version {d.get('version')} is not supported (expected {SCHEMA_VERSION}); rebuild the index")
-        return cls(encoder=d["encoder"], passages=PassageConfig(**d["passages"]), analyzer=AnalyzerConfig(**d["analyzer"]))
+            raise EsBiomedError(
+                f"index schema version {d.get('version')} is not supported (expected {SCHEMA_VERSION}); rebuild the index"
+            )
+        return cls(
+            encoder=d["encoder"], passages=PassageConfig(**d["passages"]), analyzer=AnalyzerConfig(**d["analyzer"])
+        )
 
 
 def _content_hash(doc: Document, cfg: IndexConfig) -> str:
@@ -88,7 +97,9 @@ class EmbeddedIndex:
         self.path = Path(path)
         meta = self.path / META_FILE
         if not meta.exists():
-            raise IndexNotFoundError(f"no es-biomed index at {self.path} (missing {META_FILE}); create it with `es-biomed index`")
+            raise IndexNotFoundError(
+                f"no es-biomed index at {self.path} (missing {META_FILE}); create it with `es-biomed index`"
+            )
         self.config = IndexConfig.from_dict(json.loads(meta.read_text()))
         import tantivy
 
@@ -147,7 +158,9 @@ class EmbeddedIndex:
         self._searcher = self._index.searcher()
         con = sqlite3.connect(f"file:{self.path / 'docs.sqlite'}?mode=ro", uri=True)
         try:
-            rows = con.execute("SELECT doc_id, row_start, row_count, year, source FROM docs ORDER BY row_start").fetchall()
+            rows = con.execute(
+                "SELECT doc_id, row_start, row_count, year, source FROM docs ORDER BY row_start"
+            ).fetchall()
         finally:
             con.close()
         self._ids = [r[0] for r in rows]
@@ -225,7 +238,9 @@ class EmbeddedIndex:
         T = self._tantivy
         clauses = []
         if filters.sources:
-            src = T.Query.boolean_query([(T.Occur.Should, T.Query.term_query(self._schema, "source", s)) for s in filters.sources])
+            src = T.Query.boolean_query(
+                [(T.Occur.Should, T.Query.term_query(self._schema, "source", s)) for s in filters.sources]
+            )
             clauses.append((T.Occur.Must, T.Query.const_score_query(src, 0.0)))
         if filters.year_from is not None or filters.year_to is not None:
             rng = T.Query.range_query(self._schema, "year", T.FieldType.Integer, filters.year_from, filters.year_to)
@@ -299,7 +314,9 @@ class EmbeddedIndex:
         top = top[np.lexsort((top, -doc_cos[top]))]
         return [Hit(self._ids[i], float((1.0 + doc_cos[i]) / 2.0)) for i in top if np.isfinite(doc_cos[i])]
 
-    def search(self, plan: SearchPlan, query_vector: np.ndarray | None = None, with_sources: bool = False) -> SearchResults:
+    def search(
+        self, plan: SearchPlan, query_vector: np.ndarray | None = None, with_sources: bool = False
+    ) -> SearchResults:
         """Execute ``plan``; ``query_vector`` is required for rerank, dense and hybrid modes."""
         t0 = time.perf_counter()
         if plan.mode != "bm25" and query_vector is None:
@@ -396,18 +413,34 @@ class IndexWriter:
         for doc, vecs in zip(docs, passage_vectors, strict=True):
             vecs = np.ascontiguousarray(vecs, dtype=np.float32)
             if vecs.ndim != 2 or vecs.shape[1] != self.dims:
-                raise EncoderMismatchError(f"document {doc.id!r}: vectors of shape {vecs.shape}, index expects [*, {self.dims}]")
+                raise EncoderMismatchError(
+                    f"document {doc.id!r}: vectors of shape {vecs.shape}, index expects [*, {self.dims}]"
+                )
             self._vec.write(vecs.tobytes())
             start, self._next_row = self._next_row, self._next_row + len(vecs)
             self._tw.delete_documents_by_term("id", doc.id)
-            fields: dict[str, Any] = {"id": doc.id, "title": doc.title, "abstract": doc.abstract, "body": doc.body, "source": doc.source}
+            fields: dict[str, Any] = {
+                "id": doc.id,
+                "title": doc.title,
+                "abstract": doc.abstract,
+                "body": doc.body,
+                "source": doc.source,
+            }
             if doc.year is not None:
                 fields["year"] = doc.year
             self._tw.add_document(T.Document(**fields))
             stored = {k: v for k, v in doc.to_json().items() if k != "body" and v not in ("", [])}
             self._con.execute(
                 "INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (doc.id, start, len(vecs), doc.year, doc.source, _content_hash(doc, cfg), json.dumps(stored, ensure_ascii=False)),
+                (
+                    doc.id,
+                    start,
+                    len(vecs),
+                    doc.year,
+                    doc.source,
+                    _content_hash(doc, cfg),
+                    json.dumps(stored, ensure_ascii=False),
+                ),
             )
             self.added += 1
 
@@ -447,7 +480,9 @@ class IndexWriter:
         try:
             self.commit()
             self._tw.wait_merging_threads()
-            logger.info("index %s: committed; %d written, %d unchanged in this session", self.path, self.added, self.unchanged)
+            logger.info(
+                "index %s: committed; %d written, %d unchanged in this session", self.path, self.added, self.unchanged
+            )
         finally:
             self._vec.close()
             self._con.close()

@@ -72,7 +72,9 @@ def load_bioasq(files: Iterable[str | os.PathLike[str]], threshold: float | None
         try:
             data = json.loads(Path(f).read_bytes().decode("utf-8"))
         except UnicodeDecodeError as exc:
-            raise RecordError(path, "(file)", "(record)", f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+            raise RecordError(
+                path, "(file)", "(record)", f"not valid UTF-8 ({exc.reason} at byte {exc.start})"
+            ) from None
         except json.JSONDecodeError as exc:
             raise RecordError(path, exc.lineno, "(record)", f"malformed JSON: {exc.msg}") from None
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
@@ -84,7 +86,10 @@ def load_bioasq(files: Iterable[str | os.PathLike[str]], threshold: float | None
                 if not isinstance(ctx, str) or not ctx.strip():
                     raise RecordError(path, where, "context", "missing or empty context")
                 cid = context_id(ctx)
-                corpus.setdefault(cid, Document(id=cid, abstract=" ".join(ctx.split()), source="bioasq", origin=SourceRef(path, where)))
+                corpus.setdefault(
+                    cid,
+                    Document(id=cid, abstract=" ".join(ctx.split()), source="bioasq", origin=SourceRef(path, where)),
+                )
                 for k, qa in enumerate(para.get("qas", [])):
                     qid_full, question = qa.get("id"), qa.get("question")
                     if not isinstance(qid_full, str) or not qid_full:
@@ -113,4 +118,10 @@ def load_bioasq(files: Iterable[str | os.PathLike[str]], threshold: float | None
         "contexts": len(corpus),
         "jaccard_threshold": threshold,
     }
-    return RetrievalSet(corpus=corpus, queries=kept_q, qrels=qrels, ignore={q: s for q, s in ignore.items() if q in kept_q}, stats=stats)
+    return RetrievalSet(
+        corpus=corpus,
+        queries=kept_q,
+        qrels=qrels,
+        ignore={q: s for q, s in ignore.items() if q in kept_q},
+        stats=stats,
+    )

@@ -153,19 +153,28 @@ def _resilient_jsonl(path: Path, max_record_bytes: int) -> Iterator[tuple[int, b
 
 def _parse_line(path: Path, lineno: int, raw: bytes, max_record_bytes: int) -> Iterator[tuple[int, bytes, Any]]:
     if len(raw) > max_record_bytes:
-        raise _Bad(RecordError(str(path), lineno, "(record)", f"oversized record: {len(raw)} bytes > {max_record_bytes}"), raw[:2000])
+        raise _Bad(
+            RecordError(str(path), lineno, "(record)", f"oversized record: {len(raw)} bytes > {max_record_bytes}"),
+            raw[:2000],
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _Bad(RecordError(str(path), lineno, "(record)", f"not valid UTF-8 ({exc.reason} at byte {exc.start})"), raw) from None
+        raise _Bad(
+            RecordError(str(path), lineno, "(record)", f"not valid UTF-8 ({exc.reason} at byte {exc.start})"), raw
+        ) from None
     if not text.strip():
         raise _Bad(RecordError(str(path), lineno, "(record)", "empty record (blank line)"), raw)
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _Bad(RecordError(str(path), lineno, "(record)", f"malformed JSON: {exc.msg} at column {exc.colno}"), raw) from None
+        raise _Bad(
+            RecordError(str(path), lineno, "(record)", f"malformed JSON: {exc.msg} at column {exc.colno}"), raw
+        ) from None
     if not isinstance(obj, dict):
-        raise _Bad(RecordError(str(path), lineno, "(record)", f"expected a JSON object, got {type(obj).__name__}"), raw)
+        raise _Bad(
+            RecordError(str(path), lineno, "(record)", f"expected a JSON object, got {type(obj).__name__}"), raw
+        )
     yield lineno, raw, obj
 
 
@@ -210,11 +219,22 @@ def _csv_rows(path: Path, max_record_bytes: int) -> Iterator[tuple[int, str, Any
             continue
         bad = next((k for k, v in row.items() if v and _SURROGATE.search(v)), None)
         if bad is not None:
-            yield lineno, raw, _Bad(RecordError(str(path), lineno, bad, "not valid UTF-8"), raw.encode("utf-8", "replace"))
+            yield (
+                lineno,
+                raw,
+                _Bad(RecordError(str(path), lineno, bad, "not valid UTF-8"), raw.encode("utf-8", "replace")),
+            )
             continue
         size = sum(len(v.encode()) for v in row.values() if v)
         if size > max_record_bytes:
-            yield lineno, raw, _Bad(RecordError(str(path), lineno, "(record)", f"oversized record: {size} bytes > {max_record_bytes}"), raw)
+            yield (
+                lineno,
+                raw,
+                _Bad(
+                    RecordError(str(path), lineno, "(record)", f"oversized record: {size} bytes > {max_record_bytes}"),
+                    raw,
+                ),
+            )
             continue
         yield lineno, raw, row
 
@@ -279,11 +299,18 @@ def iter_documents(
     fmt = fmt or detect_format(p)
     if fmt == "beir":
         corpus = p / "corpus.jsonl" if p.is_dir() else p
-        yield from _route(_resilient_jsonl(corpus, max_record_bytes), lambda o, n: _document(_beir_fields(o), str(corpus), n), on_error, sink)
+        yield from _route(
+            _resilient_jsonl(corpus, max_record_bytes),
+            lambda o, n: _document(_beir_fields(o), str(corpus), n),
+            on_error,
+            sink,
+        )
     elif fmt == "breathe":
         yield from _route(_resilient_jsonl(p, max_record_bytes), lambda o, n: _document(o, str(p), n), on_error, sink)
     elif fmt == "cord19":
-        yield from _route(_csv_rows(p, max_record_bytes), lambda o, n: _document(_cord19_fields(o), str(p), n), on_error, sink)
+        yield from _route(
+            _csv_rows(p, max_record_bytes), lambda o, n: _document(_cord19_fields(o), str(p), n), on_error, sink
+        )
     elif fmt == "bioasq":
         from es_biomed.corpus.bioasq import load_bioasq
 

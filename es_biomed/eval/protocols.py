@@ -34,7 +34,9 @@ def _seed() -> None:
     np.random.seed(SEED)
 
 
-def ensure_index(ds: RetrievalSet, index_path: str | os.PathLike[str], encoder: Encoder, show_progress: bool) -> EmbeddedIndex:
+def ensure_index(
+    ds: RetrievalSet, index_path: str | os.PathLike[str], encoder: Encoder, show_progress: bool
+) -> EmbeddedIndex:
     """Index ``ds.corpus`` at ``index_path`` (idempotent: unchanged documents are skipped)."""
     index_documents(ds.corpus.values(), index_path, encoder, show_progress=show_progress)
     return EmbeddedIndex(index_path)
@@ -96,7 +98,9 @@ def evaluate_beir(
     runs = run_modes(index, ds, encoder, plans, show_progress)
     return {
         "runs": {name: evaluate(ds.qrels, run, metrics) for name, run in runs.items()},
-        "config": _config(encoder, plan, dataset=str(directory), split=split, k=k, queries=len(ds.queries), documents=index.count()),
+        "config": _config(
+            encoder, plan, dataset=str(directory), split=split, k=k, queries=len(ds.queries), documents=index.count()
+        ),
     }
 
 
@@ -138,6 +142,12 @@ def evaluate_bioasq(
         "pairs_kept": ds.stats["pairs_kept"],
         "pairs_removed": ds.stats["pairs_removed"],
         "config": _config(
-            encoder, plan, files=[str(Path(f)) for f in files], windows=list(windows), stats=ds.stats, documents=index.count(), queries=len(ds.queries)
+            encoder,
+            plan,
+            files=[str(Path(f)) for f in files],
+            windows=list(windows),
+            stats=ds.stats,
+            documents=index.count(),
+            queries=len(ds.queries),
         ),
     }

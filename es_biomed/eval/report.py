@@ -25,7 +25,11 @@ def bioasq_markdown(result: dict[str, Any], digits: int = 4) -> str:
     ]
     for w in t["bm25"]:
         b, r = t["bm25"][w], t["bm25+rerank"][w]
-        lines.append(f"| {w} | {b['MRR@5']:.{digits}f} | {b['MRR@10']:.{digits}f} | {r['MRR@5']:.{digits}f} | {r['MRR@10']:.{digits}f} |")
+        lines.append(
+            f"| {w} | {b['MRR@5']:.{digits}f} | {b['MRR@10']:.{digits}f} | {r['MRR@5']:.{digits}f} | {r['MRR@10']:.{digits}f} |"
+        )
     lines.append("")
-    lines.append(f"pairs kept: {result['pairs_kept']}, pairs removed (Jaccard > {result['config']['stats']['jaccard_threshold']}): {result['pairs_removed']}")
+    lines.append(
+        f"pairs kept: {result['pairs_kept']}, pairs removed (Jaccard > {result['config']['stats']['jaccard_threshold']}): {result['pairs_removed']}"
+    )
     return "\n".join(lines) + "\n"

@@ -15,14 +15,19 @@ pytestmark = pytest.mark.integration
 def test_bioasq_table9_one_batch(tmp_path, shared_data, minilm):
     f = shared_data / "bioasq" / "BioASQ-test-factoid-4b-1.json"
     out = tmp_path / "t9.json"
-    res = CliRunner().invoke(main, ["eval", "bioasq", str(f), "--index", str(tmp_path / "ix"), "--output", str(out), "--no-progress"])
+    res = CliRunner().invoke(
+        main, ["eval", "bioasq", str(f), "--index", str(tmp_path / "ix"), "--output", str(out), "--no-progress"]
+    )
     assert res.exit_code == 0, res.output
     r = json.loads(out.read_text())
     assert set(r["table"]["bm25"]) == {"20", "30", "40", "50"}
     assert r["pairs_kept"] + r["pairs_removed"] == r["config"]["stats"]["pairs_total"]
     # BM25's ranking does not depend on the window
     assert len({json.dumps(v) for v in r["table"]["bm25"].values()}) == 1
-    got = {name: {w: [round(v["MRR@5"], 3), round(v["MRR@10"], 3)] for w, v in rows.items()} for name, rows in r["table"].items()}
+    got = {
+        name: {w: [round(v["MRR@5"], 3), round(v["MRR@10"], 3)] for w, v in rows.items()}
+        for name, rows in r["table"].items()
+    }
     assert got == PINNED
     assert "| k | BM25 MRR@5 |" in res.output
 

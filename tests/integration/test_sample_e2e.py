@@ -32,7 +32,11 @@ def test_reindex_is_idempotent(sample_index):
 
 def test_search_json_bm25_and_rerank(sample_index):
     q = "Aspirin inhibits the production of PGE2."
-    bm25 = json.loads(CliRunner().invoke(main, ["search", q, "--index", str(sample_index), "--no-rerank", "-k", "3", "--json"]).output)
+    bm25 = json.loads(
+        CliRunner()
+        .invoke(main, ["search", q, "--index", str(sample_index), "--no-rerank", "-k", "3", "--json"])
+        .output
+    )
     rr = json.loads(CliRunner().invoke(main, ["search", q, "--index", str(sample_index), "-k", "3", "--json"]).output)
     assert bm25["mode"] == "bm25" and rr["mode"] == "rerank"
     assert len(bm25["hits"]) == 3 and {"doc_id", "score", "title"} <= set(bm25["hits"][0])
@@ -50,7 +54,9 @@ def test_search_with_an_unknown_encoder_path_is_a_clear_error(sample_index, tmp_
 
 def test_eval_beir_pins_metrics(sample_index, tmp_path):
     out = tmp_path / "r.json"
-    res = CliRunner().invoke(main, ["eval", "beir", str(SAMPLE), "--index", str(sample_index), "--output", str(out), "--no-progress"])
+    res = CliRunner().invoke(
+        main, ["eval", "beir", str(SAMPLE), "--index", str(sample_index), "--output", str(out), "--no-progress"]
+    )
     assert res.exit_code == 0, res.output
     result = json.loads(out.read_text())
     assert set(result["runs"]) == {"bm25", "bm25+rerank", "dense", "hybrid"}
@@ -74,7 +80,9 @@ def test_quarantine_exit_code_and_nothing_lost(tmp_path, minilm):
         b'{"id": "d", "abstract": "Stroke prevention with aspirin"}\n'
     )
     ix = tmp_path / "ix"
-    res = CliRunner().invoke(main, ["index", str(corpus), "--index", str(ix), "--on-error", "quarantine", "--no-progress"])
+    res = CliRunner().invoke(
+        main, ["index", str(corpus), "--index", str(ix), "--on-error", "quarantine", "--no-progress"]
+    )
     assert res.exit_code == EXIT_REJECTED, res.output
     assert "indexed 2 new or changed, 0 unchanged, 2 rejected of 4 records" in res.output
     rejects = [json.loads(x) for x in (ix / "rejects.jsonl").read_text().splitlines()]

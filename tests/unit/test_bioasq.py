@@ -27,11 +27,20 @@ def test_retrieval_set_dedup_and_jaccard(tmp_path):
     ctx_a = "Spermidine protects neurons from synuclein toxicity in flies and worms."
     ctx_b = "what is spermidine"  # near-duplicate of the question: J = 3/3 -> removed
     f = tmp_path / "b.json"
-    f.write_text(json.dumps(squad([
-        {"context": ctx_a, "qas": [{"id": "Q1_000", "question": "What is spermidine?"}]},
-        {"context": ctx_b, "qas": [{"id": "Q1_001", "question": "What is spermidine?"}]},
-        {"context": " " + ctx_a + "  ", "qas": [{"id": "Q2_000", "question": "Which worms were used?"}]},  # same context
-    ])))
+    f.write_text(
+        json.dumps(
+            squad(
+                [
+                    {"context": ctx_a, "qas": [{"id": "Q1_000", "question": "What is spermidine?"}]},
+                    {"context": ctx_b, "qas": [{"id": "Q1_001", "question": "What is spermidine?"}]},
+                    {
+                        "context": " " + ctx_a + "  ",
+                        "qas": [{"id": "Q2_000", "question": "Which worms were used?"}],
+                    },  # same context
+                ]
+            )
+        )
+    )
     rs = load_bioasq([f])
     a, b = context_id(ctx_a), context_id(ctx_b)
     assert set(rs.corpus) == {a, b}  # deduplicated; the removed pair's context stays in the corpus

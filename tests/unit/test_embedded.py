@@ -96,13 +96,21 @@ def test_filters_on_source_and_year(index, toy_encoder):
     assert ids(index.search(plan).hits) == ["d1", "d3"]
     assert ids(index.search(plan.replace(filters=Filters(year_from=2012, year_to=2020))).hits) == ["d3", "d2"]
     qvec = toy_encoder.encode_queries(["fever"])[0]
-    assert ids(index.search(SearchPlan("x", mode="dense", filters=Filters(sources=("pmc",))), qvec).hits) == ["d4", "d2"]
+    assert ids(index.search(SearchPlan("x", mode="dense", filters=Filters(sources=("pmc",))), qvec).hits) == [
+        "d4",
+        "d2",
+    ]
 
 
 def test_persists_and_reopens(index, toy_encoder):
     again = EmbeddedIndex(index.path)
     assert again.count() == 4
-    assert again.get(["d3"])["d3"] == {"id": "d3", "abstract": "aspirin after stroke", "source": "pubmed", "date": "2020"}
+    assert again.get(["d3"])["d3"] == {
+        "id": "d3",
+        "abstract": "aspirin after stroke",
+        "source": "pubmed",
+        "date": "2020",
+    }
     assert ids(again.search(SearchPlan("aspirin", mode="bm25")).hits) == ["d1", "d3", "d2"]
 
 

@@ -23,7 +23,9 @@ BLOCKER = textwrap.dedent(
 
 
 def run_blocked(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", BLOCKER + textwrap.dedent(code)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", BLOCKER + textwrap.dedent(code)], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_import_without_torch_or_tensorflow():
@@ -59,6 +61,11 @@ def test_errors_pickle_round_trip():
     from es_biomed.errors import RecordError, RejectedRecordsError
 
     err = pickle.loads(pickle.dumps(RecordError("f.jsonl", 3, "title", "empty value")))
-    assert (err.path, err.line, err.field, str(err)) == ("f.jsonl", 3, "title", "f.jsonl:3: field 'title': empty value")
+    assert (err.path, err.line, err.field, str(err)) == (
+        "f.jsonl",
+        3,
+        "title",
+        "f.jsonl:3: field 'title': empty value",
+    )
     rej = pickle.loads(pickle.dumps(RejectedRecordsError(2, "r.jsonl")))
     assert str(rej) == "2 record(s) rejected; see r.jsonl"

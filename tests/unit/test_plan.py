@@ -61,7 +61,13 @@ def test_window_hit_without_vector_scores_weighted_primary():
 
 
 def test_combine_scores_table():
-    assert [combine_scores(2.0, 3.0, m) for m in ("total", "multiply", "avg", "max", "min")] == [5.0, 6.0, 2.5, 3.0, 2.0]
+    assert [combine_scores(2.0, 3.0, m) for m in ("total", "multiply", "avg", "max", "min")] == [
+        5.0,
+        6.0,
+        2.5,
+        3.0,
+        2.0,
+    ]
 
 
 def test_rrf_by_hand():

@@ -22,7 +22,11 @@ from es_biomed.errors import RecordError
 def write_jsonl(path, lines):
     with open(path, "wb") as fh:
         for line in lines:
-            fh.write(line if isinstance(line, bytes) else (json.dumps(line) if isinstance(line, dict) else line).encode() + b"\n")
+            fh.write(
+                line
+                if isinstance(line, bytes)
+                else (json.dumps(line) if isinstance(line, dict) else line).encode() + b"\n"
+            )
             if isinstance(line, bytes):
                 fh.write(b"\n")
     return path
@@ -32,10 +36,18 @@ def write_jsonl(path, lines):
 def beir_dir(tmp_path):
     d = tmp_path / "beir"
     (d / "qrels").mkdir(parents=True)
-    write_jsonl(d / "corpus.jsonl", [
-        {"_id": "1", "title": "Aspirin", "text": "Aspirin reduces fever.", "metadata": {"source_x": "PMC", "publish_time": "2020-03-01", "pubmed_id": "99"}},
-        {"_id": "2", "title": "", "text": "Stroke prevention."},
-    ])
+    write_jsonl(
+        d / "corpus.jsonl",
+        [
+            {
+                "_id": "1",
+                "title": "Aspirin",
+                "text": "Aspirin reduces fever.",
+                "metadata": {"source_x": "PMC", "publish_time": "2020-03-01", "pubmed_id": "99"},
+            },
+            {"_id": "2", "title": "", "text": "Stroke prevention."},
+        ],
+    )
     write_jsonl(d / "queries.jsonl", [{"_id": "q1", "text": "fever drug"}, {"_id": "q2", "text": "unjudged"}])
     (d / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\t1\t1\n")
     return d
@@ -44,15 +56,27 @@ def beir_dir(tmp_path):
 def test_beir_reader_maps_fields(beir_dir):
     docs = list(iter_documents(beir_dir))
     assert [d.id for d in docs] == ["1", "2"]
-    assert docs[0] == Document(id="1", title="Aspirin", abstract="Aspirin reduces fever.", source="PMC", pmid="99", date="2020-03-01")
+    assert docs[0] == Document(
+        id="1", title="Aspirin", abstract="Aspirin reduces fever.", source="PMC", pmid="99", date="2020-03-01"
+    )
     assert docs[0].year == 2020 and docs[1].year is None
     ds = load_beir(beir_dir, "test")
     assert ds.queries == {"q1": "fever drug"} and ds.qrels == {"q1": {"1": 1}} and len(ds.corpus) == 2
 
 
 def test_breathe_reader_full_schema(tmp_path):
-    rec = {"id": "b1", "title": "T", "abstract": "A", "body": "B " * 10, "source": "biorxiv", "doi": "10.1/x",
-           "pmid": "7", "date": "2019", "authors": ["Ada Lovelace", "Alan Turing"], "journal": "J"}
+    rec = {
+        "id": "b1",
+        "title": "T",
+        "abstract": "A",
+        "body": "B " * 10,
+        "source": "biorxiv",
+        "doi": "10.1/x",
+        "pmid": "7",
+        "date": "2019",
+        "authors": ["Ada Lovelace", "Alan Turing"],
+        "journal": "J",
+    }
     p = write_jsonl(tmp_path / "c.jsonl", [rec])
     (doc,) = iter_documents(p, "breathe")
     assert doc.to_json() == {**rec, "body": rec["body"].strip()}
@@ -68,7 +92,7 @@ BAD_LINES = [
     (b'{"id": "x", "title": "", "abstract": ""}', "title/abstract/body", "empty record: no text to index"),
     (b'{"id": "x", "title": ["not", "a", "string"]}', "title", "expected a string, got list"),
     (b'{"id": "x", "title": "t", "authors": 5}', "authors", "expected a list of strings"),
-    (b'[1, 2]', "(record)", "expected a JSON object, got list"),
+    (b"[1, 2]", "(record)", "expected a JSON object, got list"),
 ]
 
 
@@ -92,7 +116,9 @@ def test_oversized_record(tmp_path):
 
 def test_quarantine_keeps_every_valid_record(tmp_path):
     p = tmp_path / "c.jsonl"
-    lines = [b'{"id": "ok1", "title": "fine"}'] + [raw for raw, _, _ in BAD_LINES] + [b'{"id": "ok2", "title": "fine"}']
+    lines = (
+        [b'{"id": "ok1", "title": "fine"}'] + [raw for raw, _, _ in BAD_LINES] + [b'{"id": "ok2", "title": "fine"}']
+    )
     p.write_bytes(b"\n".join(lines) + b"\n")
     with RejectSink(tmp_path / "rejects.jsonl") as sink:
         docs = list(iter_documents(p, "breathe", on_error="quarantine", sink=sink))
