@@ -335,7 +335,12 @@ class EmbeddedIndex:
         else:
             lexical = [h.doc_id for h in self.bm25(plan, plan.window_size)]
             dense = [h.doc_id for h in self.knn(query_vector, plan.window_size, plan.filters)]  # type: ignore[arg-type]
-            hits = [Hit(d, s) for d, s in reciprocal_rank_fusion([lexical, dense], plan.rank_constant, plan.k)]
+            # ES's rrf retriever returns at most rank_window_size hits
+            fused = reciprocal_rank_fusion([lexical, dense], plan.rank_constant, plan.window_size)
+            if plan.mode == "hybrid_rerank":
+                cos = self.vector_scores(query_vector, [d for d, _ in fused[: plan.window_size]])  # type: ignore[arg-type]
+                fused = apply_rescore(fused, {d: c + 1.0 for d, c in cos.items()}, plan)
+            hits = [Hit(d, s) for d, s in fused[: plan.k]]
         sources = self.get(h.doc_id for h in hits) if with_sources else {}
         return SearchResults(hits=hits, sources=sources, took_ms=(time.perf_counter() - t0) * 1000)
 

@@ -35,6 +35,7 @@ from es_biomed.errors import PlanError
 __all__ = [
     "ScoreMode",
     "SearchMode",
+    "SEARCH_MODES",
     "MatchType",
     "Filters",
     "SearchPlan",
@@ -46,7 +47,8 @@ __all__ = [
 ]
 
 ScoreMode = Literal["total", "multiply", "avg", "max", "min"]
-SearchMode = Literal["bm25", "rerank", "dense", "hybrid"]
+SearchMode = Literal["bm25", "rerank", "dense", "hybrid", "hybrid_rerank"]
+SEARCH_MODES: tuple[SearchMode, ...] = ("bm25", "rerank", "dense", "hybrid", "hybrid_rerank")
 MatchType = Literal["best_fields", "most_fields"]
 SCORE_MODES: tuple[ScoreMode, ...] = ("total", "multiply", "avg", "max", "min")
 #: Default field boosts (title counts a little more; measured on SciFact train, see README).
@@ -83,7 +85,8 @@ class SearchPlan:
         rescore_query_weight: Weight of ``cosine + 1.0``.
         score_mode: How the two are combined.
         mode: ``bm25`` (no rescore), ``rerank`` (BM25 + cosine rescore), ``dense`` (exact kNN),
-            ``hybrid`` (RRF of BM25 and kNN).
+            ``hybrid`` (RRF of BM25 and kNN), ``hybrid_rerank`` (RRF, then the cosine rescore over its top
+            ``window_size``: Elasticsearch's ``rescorer`` retriever around ``rrf``).
         rank_constant: RRF constant (Elasticsearch default 60).
         vector_field: Name of the document vector field.
 
@@ -122,8 +125,8 @@ class SearchPlan:
             raise PlanError(f"match_type must be best_fields or most_fields, got {self.match_type!r}")
         if self.score_mode not in SCORE_MODES:
             raise PlanError(f"score_mode must be one of {SCORE_MODES}, got {self.score_mode!r}")
-        if self.mode not in ("bm25", "rerank", "dense", "hybrid"):
-            raise PlanError(f"mode must be bm25, rerank, dense or hybrid, got {self.mode!r}")
+        if self.mode not in SEARCH_MODES:
+            raise PlanError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {self.mode!r}")
         for name in ("k", "window_size", "rank_constant"):
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, int) or val < 1:
@@ -142,7 +145,7 @@ class SearchPlan:
     @property
     def first_pass_size(self) -> int:
         """How many BM25 hits the first pass must fetch."""
-        return max(self.k, self.window_size) if self.mode in ("rerank", "hybrid") else self.k
+        return max(self.k, self.window_size) if self.mode != "bm25" and self.mode != "dense" else self.k
 
 
 def combine_scores(primary: float, secondary: float, score_mode: ScoreMode) -> float:

@@ -97,7 +97,7 @@ def test_plan_is_immutable_and_replace_validates():
         ({"fields": {"titel": 1.0}}, "unknown field 'titel'"),
         ({"fields": {"title": -1.0}}, "boost of 'title' must be a positive number"),
         ({"query_weight": float("nan")}, "query_weight must be a finite number"),
-        ({"mode": "semantic"}, "mode must be bm25, rerank, dense or hybrid"),
+        ({"mode": "semantic"}, "mode must be one of bm25, rerank, dense, hybrid, hybrid_rerank"),
     ],
 )
 def test_plan_rejects_bad_parameters(kwargs, message):

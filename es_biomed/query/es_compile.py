@@ -1,0 +1,242 @@
+"""Compile a :class:`~es_biomed.query.plan.SearchPlan` to an Elasticsearch (or OpenSearch) ``_search`` body.
+
+The body is built with ``elasticsearch.dsl`` (``Search``, ``Q``) and its ``to_dict()`` is the only output.
+``elasticsearch.dsl`` has no rescore class, so :class:`Rescore` is a small typed helper that plugs in through
+``Search.extra(rescore=...)``.
+
+Mapping of plan modes (Elasticsearch dialect):
+
+* ``bm25``: ``multi_match`` over the weighted fields (``type`` = the plan's ``match_type``), filters in
+  ``bool.filter``.
+* ``rerank``: the same, plus ``rescore`` with ``window_size`` and a ``script_score`` of
+  ``cosineSimilarity(params.query_vector, '<field>') + 1.0``. The rescore query matches only documents that
+  have a vector (``exists``), so a document without one keeps ``query_weight * bm25``, as in the embedded
+  engine; the script also guards ``doc[...].size() == 0``. With ``passages=True`` the rescore is a ``nested``
+  query over ``passages`` with ``score_mode: max``: a document scores by its best passage.
+* ``dense``: top-level ``knn`` (exact semantics approximated by HNSW with ``num_candidates``).
+* ``hybrid``: an ``rrf`` retriever over a ``standard`` (BM25) and a ``knn`` retriever.
+* ``hybrid_rerank``: the ``rrf`` retriever wrapped in a ``rescorer`` retriever (the ``rrf`` retriever rejects
+  ``rescore``).
+
+OpenSearch dialect: ``rerank`` rescores with Painless ``cosineSimilarity(params.query_value, doc['<field>'])``
+(or the k-NN plugin's ``knn_score`` script), ``dense`` uses the ``knn`` query; ``hybrid`` needs an OpenSearch
+search pipeline and is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from es_biomed.errors import PlanError, require
+from es_biomed.query.plan import Filters, ScoreMode, SearchPlan
+
+__all__ = [
+    "Dialect",
+    "Rescore",
+    "compile_search",
+    "cosine_script",
+    "text_query",
+    "SOURCE_EXCLUDES",
+    "PASSAGES_PATH",
+]
+
+Dialect = Literal["elasticsearch", "opensearch"]
+PASSAGES_PATH = "passages"
+#: Vectors are never returned in hits.
+SOURCE_EXCLUDES = ("embedding", "passages.embedding")
+HIGHLIGHT_FIELDS = ("title", "abstract", "body")
+
+
+@dataclass(frozen=True)
+class Rescore:
+    """One ``rescore`` entry: ``{"window_size": ..., "query": {"rescore_query": ..., ...}}``."""
+
+    window_size: int
+    rescore_query: Any  # an elasticsearch.dsl Query or a plain dict
+    query_weight: float = 1.0
+    rescore_query_weight: float = 1.0
+    score_mode: ScoreMode = "total"
+
+    def to_dict(self) -> dict[str, Any]:
+        rq = self.rescore_query.to_dict() if hasattr(self.rescore_query, "to_dict") else self.rescore_query
+        return {
+            "window_size": self.window_size,
+            "query": {
+                "rescore_query": rq,
+                "query_weight": self.query_weight,
+                "rescore_query_weight": self.rescore_query_weight,
+                "score_mode": self.score_mode,
+            },
+        }
+
+
+def _dsl() -> Any:
+    return require("elasticsearch.dsl", "es")
+
+
+def cosine_script(
+    field: str, query_vector: Any, dialect: Dialect = "elasticsearch", opensearch_script: str = "painless"
+) -> dict[str, Any]:
+    """The rescore script: ``cosine + 1.0``, 0 for a document without a vector."""
+    if dialect == "elasticsearch":
+        return {
+            "source": f"doc['{field}'].size() == 0 ? 0 : cosineSimilarity(params.query_vector, '{field}') + 1.0",
+            "params": {"query_vector": query_vector},
+        }
+    if opensearch_script == "knn_score":
+        # k-NN plugin scoring script; for cosinesimil it returns 1 + cosine
+        return {
+            "lang": "knn",
+            "source": "knn_score",
+            "params": {"field": field, "query_value": query_vector, "space_type": "cosinesimil"},
+        }
+    return {
+        "lang": "painless",
+        "source": f"doc['{field}'].size() == 0 ? 0 : 1.0 + cosineSimilarity(params.query_value, doc['{field}'])",
+        "params": {"query_value": query_vector},
+    }
+
+
+def _filter_clauses(filters: Filters) -> list[Any]:
+    Q = _dsl().Q
+    clauses = []
+    if filters.sources:
+        clauses.append(Q("terms", source=list(filters.sources)))
+    if filters.year_from is not None or filters.year_to is not None:
+        rng = {}
+        if filters.year_from is not None:
+            rng["gte"] = filters.year_from
+        if filters.year_to is not None:
+            rng["lte"] = filters.year_to
+        clauses.append(Q("range", year=rng))
+    return clauses
+
+
+def text_query(plan: SearchPlan) -> Any:
+    """The BM25 first pass: ``multi_match`` (plus filters in ``bool.filter``) as an ``elasticsearch.dsl`` Query."""
+    Q = _dsl().Q
+    fields = [name if boost == 1.0 else f"{name}^{boost:g}" for name, boost in plan.fields]
+    mm = Q("multi_match", query=plan.query, fields=fields, type=plan.match_type)
+    filters = _filter_clauses(plan.filters)
+    return Q("bool", must=[mm], filter=filters) if filters else mm
+
+
+def _vector_field(plan: SearchPlan, passages: bool) -> str:
+    return f"{PASSAGES_PATH}.{plan.vector_field}" if passages else plan.vector_field
+
+
+def _rescore_query(
+    plan: SearchPlan, query_vector: Any, passages: bool, dialect: Dialect, opensearch_script: str
+) -> Any:
+    Q = _dsl().Q
+    field = _vector_field(plan, passages)
+    script = cosine_script(field, query_vector, dialect, opensearch_script)
+    scored = Q("script_score", query=Q("exists", field=field), script=script)
+    return Q("nested", path=PASSAGES_PATH, score_mode="max", query=scored) if passages else scored
+
+
+def _rescore(plan: SearchPlan, query_vector: Any, passages: bool, dialect: Dialect, opensearch_script: str) -> Rescore:
+    return Rescore(
+        window_size=plan.window_size,
+        rescore_query=_rescore_query(plan, query_vector, passages, dialect, opensearch_script),
+        query_weight=plan.query_weight,
+        rescore_query_weight=plan.rescore_query_weight,
+        score_mode=plan.score_mode,
+    )
+
+
+def _knn(plan: SearchPlan, query_vector: Any, passages: bool, k: int) -> dict[str, Any]:
+    knn: dict[str, Any] = {
+        "field": _vector_field(plan, passages),
+        "query_vector": query_vector,
+        "k": k,
+        "num_candidates": max(plan.window_size, k, 100),
+    }
+    filters = _filter_clauses(plan.filters)
+    if filters:
+        knn["filter"] = [f.to_dict() for f in filters]
+    return knn
+
+
+def compile_search(
+    plan: SearchPlan,
+    query_vector: Sequence[float] | Any = None,
+    *,
+    dialect: Dialect = "elasticsearch",
+    passages: bool = False,
+    highlight: bool = True,
+    opensearch_script: Literal["painless", "knn_score"] = "painless",
+) -> dict[str, Any]:
+    """The ``_search`` request body for ``plan``.
+
+    Args:
+        plan: The search.
+        query_vector: The query embedding (list of floats); required except in ``bm25`` mode.
+        dialect: ``elasticsearch`` or ``opensearch``.
+        passages: Score vectors over the nested ``passages`` (best passage) instead of the document vector.
+        highlight: Add highlighting on title, abstract and body.
+        opensearch_script: OpenSearch rescore script: Painless ``cosineSimilarity`` or ``knn_score``.
+
+    Returns:
+        A JSON-serializable dict, valid against the Elasticsearch API specification (ES dialect).
+
+    Raises:
+        PlanError: a vector is missing, or the mode has no equivalent in the dialect.
+    """
+    if plan.mode != "bm25" and query_vector is None:
+        raise PlanError(f"mode {plan.mode!r} needs a query vector")
+    if query_vector is not None and not isinstance(query_vector, str):  # a str is a template placeholder
+        query_vector = [float(x) for x in query_vector]
+    if dialect not in ("elasticsearch", "opensearch"):
+        raise PlanError(f"dialect must be elasticsearch or opensearch, got {dialect!r}")
+    if dialect == "opensearch" and plan.mode in ("hybrid", "hybrid_rerank"):
+        raise PlanError(
+            "hybrid search in OpenSearch needs a search pipeline with a score-ranker processor; use mode rerank or dense"
+        )
+    if dialect == "opensearch" and passages:
+        raise PlanError("the OpenSearch dialect scores the document vector only (passages=False)")
+    dsl = _dsl()
+    s = dsl.Search()
+    extra: dict[str, Any] = {"size": plan.k, "_source": {"excludes": list(SOURCE_EXCLUDES)}}
+    if plan.mode in ("bm25", "rerank"):
+        s = s.query(text_query(plan))
+        if plan.mode == "rerank":
+            extra["rescore"] = _rescore(plan, query_vector, passages, dialect, opensearch_script).to_dict()
+    elif plan.mode == "dense":
+        if dialect == "elasticsearch":
+            extra["knn"] = _knn(plan, query_vector, passages, plan.k)
+        else:
+            knn: dict[str, Any] = {"vector": query_vector, "k": plan.k}
+            filters = _filter_clauses(plan.filters)
+            if filters:
+                knn["filter"] = dsl.Q("bool", filter=filters).to_dict()
+            s = s.query(dsl.Q({"knn": {plan.vector_field: knn}}))
+    else:
+        rrf = {
+            "rrf": {
+                "retrievers": [
+                    {"standard": {"query": text_query(plan).to_dict()}},
+                    {"knn": _knn(plan, query_vector, passages, plan.window_size)},
+                ],
+                "rank_window_size": plan.window_size,
+                "rank_constant": plan.rank_constant,
+            }
+        }
+        if plan.mode == "hybrid_rerank":
+            rrf = {
+                "rescorer": {
+                    "retriever": rrf,
+                    "rescore": [_rescore(plan, query_vector, passages, dialect, opensearch_script).to_dict()],
+                }
+            }
+        extra["retriever"] = rrf
+    if highlight and plan.mode != "dense":
+        # the array form keeps field order and is what the API specification models (a multi-key map is not)
+        extra["highlight"] = {
+            "fields": [{f: {}} for f in HIGHLIGHT_FIELDS],
+            "fragment_size": 150,
+            "number_of_fragments": 1,
+        }
+    return s.extra(**extra).to_dict()
