@@ -1,0 +1,258 @@
+"""The Elasticsearch compiler: literal bodies, validation of every generated body against the official API
+specification, negative tests for the validator, and the stored search template rendered with mustache."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+
+import pytest
+
+pytest.importorskip("elasticsearch")
+pytest.importorskip("openapi_schema_validator")
+chevron = pytest.importorskip("chevron")
+
+from es_biomed.backends.elasticsearch import bulk_actions, document_source  # noqa: E402
+from es_biomed.backends.es_mappings import index_template, ingest_pipeline, opensearch_index, search_template_source  # noqa: E402
+from es_biomed.corpus import Document  # noqa: E402
+from es_biomed.errors import PlanError  # noqa: E402
+from es_biomed.query import Filters, SearchPlan  # noqa: E402
+from es_biomed.query.es_compile import compile_search  # noqa: E402
+from es_biomed.query.plan import SCORE_MODES, SEARCH_MODES  # noqa: E402
+from es_biomed.query.presets import default_plan  # noqa: E402
+from tests import es_spec  # noqa: E402
+
+VEC = [0.25, -0.5, 0.125]
+FILTERS = (Filters(), Filters(sources=("pubmed", "pmc"), year_from=2010, year_to=2020), Filters(year_to=1999))
+
+
+def test_rerank_body_literal():
+    plan = SearchPlan(
+        "brca1 breast cancer",
+        fields={"title": 2.0, "abstract": 1.0},
+        match_type="best_fields",
+        filters=Filters(sources=("pubmed",), year_from=2015),
+        k=5,
+        window_size=40,
+        query_weight=0.7,
+        rescore_query_weight=1.3,
+        score_mode="multiply",
+    )
+    assert compile_search(plan, VEC) == {
+        "query": {
+            "bool": {
+                "must": [
+                    {
+                        "multi_match": {
+                            "query": "brca1 breast cancer",
+                            "fields": ["title^2", "abstract"],
+                            "type": "best_fields",
+                        }
+                    }
+                ],
+                "filter": [{"terms": {"source": ["pubmed"]}}, {"range": {"year": {"gte": 2015}}}],
+            }
+        },
+        "size": 5,
+        "_source": {"excludes": ["embedding", "passages.embedding"]},
+        "rescore": {
+            "window_size": 40,
+            "query": {
+                "rescore_query": {
+                    "script_score": {
+                        "query": {"exists": {"field": "embedding"}},
+                        "script": {
+                            "source": "doc['embedding'].size() == 0 ? 0 : cosineSimilarity(params.query_vector, 'embedding') + 1.0",
+                            "params": {"query_vector": VEC},
+                        },
+                    }
+                },
+                "query_weight": 0.7,
+                "rescore_query_weight": 1.3,
+                "score_mode": "multiply",
+            },
+        },
+        "highlight": {
+            "fields": [{"title": {}}, {"abstract": {}}, {"body": {}}],
+            "fragment_size": 150,
+            "number_of_fragments": 1,
+        },
+    }
+
+
+def test_best_passage_rescore_is_a_nested_max():
+    body = compile_search(SearchPlan("q"), VEC, passages=True)
+    rq = body["rescore"]["query"]["rescore_query"]
+    assert rq["nested"]["path"] == "passages" and rq["nested"]["score_mode"] == "max"
+    script = rq["nested"]["query"]["script_score"]["script"]["source"]
+    assert "cosineSimilarity(params.query_vector, 'passages.embedding') + 1.0" in script
+
+
+def test_hybrid_uses_rrf_and_rescorer_retrievers():
+    plan = SearchPlan("q", mode="hybrid", k=7, window_size=30)
+    rrf = compile_search(plan, VEC)["retriever"]["rrf"]
+    assert rrf["rank_window_size"] == 30 and rrf["rank_constant"] == 60
+    assert [next(iter(r)) for r in rrf["retrievers"]] == ["standard", "knn"]
+    body = compile_search(plan.replace(mode="hybrid_rerank"), VEC)
+    assert "rescore" not in body  # the rrf retriever rejects a top-level rescore
+    rescorer = body["retriever"]["rescorer"]
+    assert "rrf" in rescorer["retriever"] and rescorer["rescore"][0]["window_size"] == 30
+
+
+def test_dense_is_top_level_knn_with_filters():
+    body = compile_search(SearchPlan("q", mode="dense", k=4, filters=Filters(sources=("pmc",))), VEC)
+    assert body["knn"] == {
+        "field": "embedding",
+        "query_vector": VEC,
+        "k": 4,
+        "num_candidates": 100,
+        "filter": [{"terms": {"source": ["pmc"]}}],
+    }
+    assert "query" not in body and "highlight" not in body
+
+
+@pytest.mark.parametrize(
+    ("mode", "passages", "filters", "score_mode"),
+    list(itertools.product(SEARCH_MODES, (False, True), FILTERS, SCORE_MODES)),
+)
+def test_every_plan_variant_validates_against_the_spec(mode, passages, filters, score_mode):
+    plan = default_plan("aspirin and fever", mode=mode, filters=filters, score_mode=score_mode)
+    body = compile_search(plan, [0.1] * 384, passages=passages)
+    assert es_spec.errors(body) == []
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (
+            lambda b: b["rescore"]["query"].__setitem__("rescore_query_wieght", 1.0),
+            "'rescore_query_wieght' was unexpected",
+        ),
+        (lambda b: b.__setitem__("query", {"multi_matchh": {"query": "a"}}), "'multi_matchh' was unexpected"),
+        (lambda b: b.__setitem__("rescroe", b.pop("rescore")), "'rescroe' was unexpected"),
+        (lambda b: b["query"]["multi_match"].__setitem__("feilds", ["x"]), "'feilds' was unexpected"),
+        (lambda b: b["rescore"].__setitem__("window_size", "50"), "rescore"),
+        (lambda b: b["rescore"]["query"].__setitem__("score_mode", "sum"), "rescore"),
+        (lambda b: b["rescore"]["query"]["rescore_query"]["script_score"].pop("script"), "rescore"),
+    ],
+)
+def test_validator_rejects_typos_and_bad_values(mutate, message):
+    body = compile_search(default_plan("a"), VEC)
+    assert es_spec.errors(body) == []
+    mutate(body)
+    errs = es_spec.errors(body)
+    assert errs and any(message in e for e in errs), errs
+
+
+def render(params: dict) -> dict:
+    """Render the stored template as Elasticsearch's mustache does, ``{{#toJson}}`` included."""
+    data = dict(params, toJson=lambda text, _render: json.dumps(params[text.strip()]))
+    return json.loads(chevron.render(search_template_source(), data))
+
+
+def test_search_template_renders_to_the_builder_body():
+    vec = [0.1, -0.2, 0.3]
+    params = {
+        "query": 'aspirin "low dose" \\ fever',
+        "query_vector": vec,
+        "k": 7,
+        "window_size": 30,
+        "query_weight": 0.5,
+        "rescore_query_weight": 12.0,
+        "score_mode": "max",
+    }
+    expected = compile_search(
+        default_plan(
+            params["query"], k=7, window_size=30, query_weight=0.5, rescore_query_weight=12.0, score_mode="max"
+        ),
+        vec,
+    )
+    assert render(params) == expected
+
+
+def test_search_template_defaults_equal_the_preset():
+    vec = [0.5, 0.5]
+    assert render({"query": "aspirin", "query_vector": vec}) == compile_search(default_plan("aspirin"), vec)
+
+
+def test_template_and_script_bodies_validate():
+    assert (
+        es_spec.errors({"script": {"lang": "mustache", "source": search_template_source()}}, es_spec.PUT_SCRIPT) == []
+    )
+    call = {"id": "es-biomed-rescore", "params": {"query": "aspirin", "query_vector": [0.1] * 384, "k": 10}}
+    assert es_spec.errors(call, es_spec.SEARCH_TEMPLATE) == []
+    assert es_spec.errors(render({"query": "aspirin", "query_vector": [0.1] * 384})) == []
+
+
+def test_index_template_validates_and_carries_dims_and_encoder():
+    body = index_template(
+        768,
+        {"name": "biomedbert", "dims": 768, "fingerprint": "abc"},
+        {"type": "hnsw", "m": 32, "ef_construction": 200},
+    )
+    assert es_spec.errors(body, es_spec.PUT_INDEX_TEMPLATE) == []
+    props = body["template"]["mappings"]["properties"]
+    assert props["embedding"]["dims"] == 768 and props["passages"]["properties"]["embedding"]["dims"] == 768
+    assert props["embedding"]["index_options"] == {"type": "hnsw", "m": 32, "ef_construction": 200}
+    assert props["embedding"]["similarity"] == "cosine" and props["embedding"]["index"] is True
+    assert props["title"]["analyzer"] == "english" and props["title"]["fields"]["std"]["analyzer"] == "standard"
+    assert body["template"]["mappings"]["_meta"]["encoder"]["name"] == "biomedbert"
+    bad = index_template(384)
+    bad["template"]["mappings"]["properties"]["embedding"]["simlarity"] = "cosine"
+    # mapping properties are open maps in the spec; a typo inside a field definition is caught one level up
+    bad["template"]["settingz"] = {}
+    assert any("'settingz' was unexpected" in e for e in es_spec.errors(bad, es_spec.PUT_INDEX_TEMPLATE))
+
+
+def test_ingest_pipeline_validates():
+    body = ingest_pipeline("my-model")
+    assert es_spec.errors(body, es_spec.PIPELINE) == []
+    assert body["processors"][1]["inference"]["model_id"] == "my-model"
+
+
+def test_bulk_action_lines_validate_and_ids_are_deterministic():
+    import numpy as np
+    from elasticsearch.helpers import expand_action
+
+    doc = Document(
+        id="pmid:42", title="T", abstract="A", body="b " * 3, source="pubmed", date="2020-01-02", authors=("X",)
+    )
+    vecs = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    (action,) = bulk_actions([doc], [vecs], [["T A", "T b b b"]], "es-biomed")
+    line, source = expand_action(action)
+    assert line == {"index": {"_index": "es-biomed", "_id": "pmid:42"}}
+    assert es_spec.errors(line, es_spec.BULK_ACTION) == []
+    assert source == document_source(doc, vecs, ["T A", "T b b b"])
+    assert source["embedding"] == [1.0, 0.0] and source["year"] == 2020
+    assert source["passages"] == [
+        {"text": "T A", "embedding": [1.0, 0.0]},
+        {"text": "T b b b", "embedding": [0.0, 1.0]},
+    ]
+    assert es_spec.errors({"indexx": {"_index": "x"}}, es_spec.BULK_ACTION)
+
+
+def test_opensearch_dialect():
+    body = compile_search(SearchPlan("q", window_size=20), VEC, dialect="opensearch")
+    script = body["rescore"]["query"]["rescore_query"]["script_score"]["script"]
+    assert script == {
+        "lang": "painless",
+        "source": "doc['embedding'].size() == 0 ? 0 : 1.0 + cosineSimilarity(params.query_value, doc['embedding'])",
+        "params": {"query_value": VEC},
+    }
+    knn_script = compile_search(SearchPlan("q"), VEC, dialect="opensearch", opensearch_script="knn_score")
+    assert knn_script["rescore"]["query"]["rescore_query"]["script_score"]["script"]["source"] == "knn_score"
+    dense = compile_search(SearchPlan("q", mode="dense", k=3), VEC, dialect="opensearch")
+    assert dense["query"] == {"knn": {"embedding": {"vector": VEC, "k": 3}}}
+    mapping = opensearch_index(384)
+    assert mapping["settings"]["index"]["knn"] is True
+    assert mapping["mappings"]["properties"]["embedding"]["type"] == "knn_vector"
+    assert mapping["mappings"]["properties"]["embedding"]["dimension"] == 384
+    with pytest.raises(PlanError, match=re.escape("hybrid search in OpenSearch needs a search pipeline")):
+        compile_search(SearchPlan("q", mode="hybrid"), VEC, dialect="opensearch")
+
+
+def test_vector_required_outside_bm25():
+    with pytest.raises(PlanError, match="mode 'rerank' needs a query vector"):
+        compile_search(SearchPlan("q"))
+    assert "rescore" not in compile_search(SearchPlan("q", mode="bm25"))
