@@ -1,7 +1,11 @@
-"""The ``es-biomed`` command line: ``index``, ``search`` and ``eval``.
+"""The ``es-biomed`` command line: ``index``, ``search``, ``eval`` and ``es``.
 
 The CLI parses arguments and calls library functions; heavy modules are imported inside each command so
 ``es-biomed --help`` stays fast. Exit codes: 0 success, 1 error, 3 records were rejected (quarantined).
+
+Backends: ``--backend embedded`` (default; ``--index`` is a directory) or ``--backend es`` (Elasticsearch;
+connection from ``ES_URL``, ``ES_API_KEY`` or ``ES_USERNAME``/``ES_PASSWORD``, ``ES_CA_CERTS``; ``--index``
+names the alias, default ``es-biomed``).
 """
 
 from __future__ import annotations
@@ -15,14 +19,30 @@ from typing import Any
 import click
 
 EXIT_REJECTED = 3
+BACKENDS = ("embedded", "es")
+MODES = ("bm25", "rerank", "dense", "hybrid", "hybrid_rerank")
 
 
 def _fail(exc: BaseException) -> click.ClickException:
     return click.ClickException(str(exc))
 
 
+def _errors() -> tuple[type[BaseException], ...]:
+    from es_biomed.errors import EsBiomedError
+
+    errors: list[type[BaseException]] = [EsBiomedError, ValueError, OSError]
+    try:
+        import elasticsearch
+
+        errors.append(elasticsearch.ApiError)
+        errors.append(elasticsearch.TransportError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
 def _load_encoder(name: str | None, index_path: str | None = None) -> Any:
-    """The encoder named, or the one recorded in an existing index, or the default."""
+    """The encoder named, or the one recorded in an existing embedded index, or the default."""
     from es_biomed.backends.embedded import EmbeddedIndex
     from es_biomed.encode import load_encoder
 
@@ -31,8 +51,30 @@ def _load_encoder(name: str | None, index_path: str | None = None) -> Any:
     return load_encoder(name)
 
 
+def _es_backend(alias: str | None) -> Any:
+    """An ElasticsearchBackend configured from the environment (credentials never printed)."""
+    from es_biomed.backends.elasticsearch import ElasticsearchBackend, ESConfig, make_client
+
+    cfg = ESConfig.from_env(alias=alias)
+    return ElasticsearchBackend(make_client(cfg), alias=cfg.alias)
+
+
+def _require_index(backend: str, index_path: str | None) -> None:
+    if backend == "embedded" and not index_path:
+        raise click.UsageError("--index PATH is required with the embedded backend")
+
+
 def _emit(obj: Any, as_json: bool, text: str) -> None:
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False) if as_json else text)
+
+
+backend_option = click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default="embedded",
+    show_default=True,
+    help="Embedded engine or Elasticsearch.",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,11 +87,13 @@ def main() -> None:
     os.environ.setdefault("USE_TF", "0")
 
 
+# --------------------------------------------------------------------------------------------------- index
 @main.command()
 @click.argument("corpus", type=click.Path(exists=True))
 @click.option(
-    "--index", "index_path", required=True, type=click.Path(), help="Embedded index directory (created if missing)."
+    "--index", "index_path", type=click.Path(), help="Embedded: index directory (created if missing). ES: alias."
 )
+@backend_option
 @click.option(
     "--format",
     "fmt",
@@ -65,13 +109,19 @@ def main() -> None:
     show_default=True,
     help="Stop at a bad record, or quarantine it and go on.",
 )
-@click.option("--rejects", type=click.Path(), default=None, help="Quarantine file (default: INDEX/rejects.jsonl).")
+@click.option(
+    "--rejects",
+    type=click.Path(),
+    default=None,
+    help="Quarantine file (default: INDEX/rejects.jsonl, or ./rejects.jsonl for ES).",
+)
 @click.option("--batch-size", type=int, default=256, show_default=True, help="Documents per write batch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def index(
     corpus: str,
-    index_path: str,
+    index_path: str | None,
+    backend: str,
     fmt: str | None,
     encoder: str | None,
     on_error: str,
@@ -81,48 +131,77 @@ def index(
     no_progress: bool,
 ) -> None:
     """Index CORPUS (BEIR dir, BREATHE JSONL, CORD-19 metadata.csv, BioASQ SQuAD JSON)."""
-    from es_biomed.errors import EsBiomedError
-    from es_biomed.ingest import index_corpus
+    _require_index(backend, index_path)
+    from es_biomed.corpus.readers import RejectSink, iter_documents
 
     try:
         enc = _load_encoder(encoder, None)
-        report = index_corpus(
-            corpus,
-            index_path,
-            enc,
-            fmt=fmt,
-            on_error=on_error,
-            rejects_path=rejects,
-            batch_size=batch_size,
-            show_progress=not no_progress,  # type: ignore[arg-type]
-        )
-    except (EsBiomedError, ValueError, OSError) as exc:
+        if backend == "embedded":
+            from es_biomed.ingest import index_corpus
+
+            report = index_corpus(
+                corpus,
+                index_path,
+                enc,
+                fmt=fmt,
+                on_error=on_error,
+                rejects_path=rejects,  # type: ignore[arg-type]
+                batch_size=batch_size,
+                show_progress=not no_progress,
+            )
+            summary = (
+                f"indexed {report.written} new or changed, {report.unchanged} unchanged, {report.rejected} rejected "
+                f"of {report.read + report.rejected} records in {report.seconds:.1f}s; index {index_path} holds {report.total_docs} documents"
+            )
+            out, rejected, rejects_path = report.to_dict(), report.rejected, report.rejects_path
+        else:
+            es = _es_backend(index_path)
+            sink = RejectSink(rejects or "rejects.jsonl") if on_error == "quarantine" else None
+            try:
+                docs = iter_documents(corpus, fmt, on_error=on_error, sink=sink)  # type: ignore[arg-type]
+                bulk = es.index_documents(docs, enc, batch_size=batch_size)
+            finally:
+                if sink is not None:
+                    sink.close()
+            rejected = sink.count if sink else 0
+            rejects_path = str(sink.path) if sink and sink.count else None
+            out = {
+                **bulk.to_dict(),
+                "alias": es.alias,
+                "rejected": rejected,
+                "rejects_path": rejects_path,
+                "total_docs": es.count(),
+            }
+            summary = (
+                f"indexed {bulk.ok} documents into {es.alias}, {len(bulk.failed)} failed in the cluster, {rejected} rejected "
+                f"in {bulk.seconds:.1f}s; {es.alias} holds {out['total_docs']} documents"
+            )
+            for f in bulk.failed[:10]:
+                summary += f"\n  failed {f['id']}: {f['status']} {f['error']}"
+            rejected += len(bulk.failed)
+    except _errors() as exc:
         raise _fail(exc) from exc
-    summary = (
-        f"indexed {report.written} new or changed, {report.unchanged} unchanged, {report.rejected} rejected "
-        f"of {report.read + report.rejected} records in {report.seconds:.1f}s; index {index_path} holds {report.total_docs} documents"
-    )
-    if report.rejected:
-        summary += f"\nrejected records: {report.rejects_path}"
-    _emit(report.to_dict(), as_json, summary)
-    if report.rejected:
+    if rejects_path:
+        summary += f"\nrejected records: {rejects_path}"
+    _emit(out, as_json, summary)
+    if rejected:
         sys.exit(EXIT_REJECTED)
 
 
+# --------------------------------------------------------------------------------------------------- search
 @main.command()
 @click.argument("query")
-@click.option("--index", "index_path", required=True, type=click.Path(), help="Embedded index directory.")
+@click.option(
+    "--index", "index_path", type=click.Path(), help="Embedded: index directory. ES: alias (default es-biomed)."
+)
+@backend_option
 @click.option("-k", "k", type=int, default=10, show_default=True, help="Number of hits.")
 @click.option(
     "--window", type=int, default=None, help="Rescore window: how many BM25 hits are reranked (default: preset)."
 )
 @click.option("--no-rerank", is_flag=True, help="BM25 only.")
-@click.option(
-    "--mode",
-    type=click.Choice(["bm25", "rerank", "dense", "hybrid"]),
-    default=None,
-    help="Search mode (default: rerank).",
-)
+@click.option("--hybrid", is_flag=True, help="Hybrid mode (RRF of BM25 and kNN); same as --mode hybrid.")
+@click.option("--mode", type=click.Choice(MODES), default=None, help="Search mode (default: rerank).")
 @click.option(
     "--score-mode",
     type=click.Choice(["total", "multiply", "avg", "max", "min"]),
@@ -135,13 +214,31 @@ def index(
 @click.option("--year-from", type=int, default=None)
 @click.option("--year-to", type=int, default=None)
 @click.option("--encoder", default=None, help="Query encoder; must match the index's (default: the index's).")
+@click.option(
+    "--print-request", is_flag=True, help="Print the _search body that would be sent, as JSON; contact no cluster."
+)
+@click.option(
+    "--dialect",
+    type=click.Choice(["elasticsearch", "opensearch"]),
+    default="elasticsearch",
+    show_default=True,
+    help="With --print-request.",
+)
+@click.option(
+    "--passages/--no-passages",
+    default=True,
+    show_default=True,
+    help="ES: score the best nested passage (vs the document vector).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 def search(
     query: str,
-    index_path: str,
+    index_path: str | None,
+    backend: str,
     k: int,
     window: int | None,
     no_rerank: bool,
+    hybrid: bool,
     mode: str | None,
     score_mode: str | None,
     query_weight: float | None,
@@ -150,17 +247,19 @@ def search(
     year_from: int | None,
     year_to: int | None,
     encoder: str | None,
+    print_request: bool,
+    dialect: str,
+    passages: bool,
     as_json: bool,
 ) -> None:
-    """Search the index for QUERY."""
-    from es_biomed.errors import EsBiomedError
+    """Search for QUERY."""
     from es_biomed.query import Filters
     from es_biomed.query.presets import default_plan
-    from es_biomed.searcher import Searcher
 
-    if no_rerank and mode not in (None, "bm25"):
-        raise click.UsageError("--no-rerank conflicts with --mode " + str(mode))
-    overrides: dict[str, Any] = {"k": k, "mode": "bm25" if no_rerank else (mode or "rerank")}
+    chosen = [m for m in (mode, "bm25" if no_rerank else None, "hybrid" if hybrid else None) if m]
+    if len(set(chosen)) > 1:
+        raise click.UsageError(f"conflicting modes: {', '.join(chosen)}")
+    overrides: dict[str, Any] = {"k": k, "mode": chosen[0] if chosen else "rerank"}
     for key, val in (
         ("window_size", window),
         ("score_mode", score_mode),
@@ -173,20 +272,49 @@ def search(
         overrides["filters"] = Filters(tuple(sources), year_from, year_to)
     try:
         plan = default_plan(query, **overrides)
-        searcher = Searcher(index_path, encoder, plan)
-        results = searcher.index.search(
-            plan, searcher.encoder.encode_queries([query])[0] if plan.mode != "bm25" else None, with_sources=True
-        )
-    except (EsBiomedError, ValueError, OSError) as exc:
+        if print_request:
+            from es_biomed.query.es_compile import compile_search
+
+            vec = (
+                None
+                if plan.mode == "bm25"
+                else [
+                    float(x)
+                    for x in _load_encoder(encoder, index_path if backend == "embedded" else None).encode_queries(
+                        [query]
+                    )[0]
+                ]
+            )
+            body = compile_search(plan, vec, dialect=dialect, passages=passages and dialect == "elasticsearch")  # type: ignore[arg-type]
+            click.echo(json.dumps(body, indent=2))
+            return
+        _require_index(backend, index_path)
+        if backend == "embedded":
+            from es_biomed.searcher import Searcher
+
+            searcher = Searcher(index_path, encoder, plan)  # type: ignore[arg-type]
+            vec = searcher.encoder.encode_queries([query])[0] if plan.mode != "bm25" else None
+            results = searcher.index.search(plan, vec, with_sources=True)
+        else:
+            es = _es_backend(index_path)
+            es.passages = passages
+            vec = None
+            if plan.mode != "bm25":
+                enc = _load_encoder(encoder)
+                es.check_encoder(enc.info)
+                vec = enc.encode_queries([query])[0]
+            results = es.search(plan, vec, with_sources=True)
+    except _errors() as exc:
         raise _fail(exc) from exc
     if as_json:
-        click.echo(
-            json.dumps(
-                {"query": query, "mode": plan.mode, "took_ms": round(results.took_ms, 3), "hits": results.to_json()},
-                indent=2,
-                ensure_ascii=False,
-            )
-        )
+        payload = {
+            "query": query,
+            "mode": plan.mode,
+            "backend": backend,
+            "took_ms": round(results.took_ms, 3),
+            "hits": results.to_json(),
+        }
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         return
     for rank, hit in enumerate(results.hits, start=1):
         src = results.sources.get(hit.doc_id, {})
@@ -196,6 +324,7 @@ def search(
         click.echo("no hits")
 
 
+# --------------------------------------------------------------------------------------------------- eval
 @main.group(name="eval")
 def eval_group() -> None:
     """Evaluate retrieval quality."""
@@ -208,16 +337,25 @@ def _write_result(result: dict[str, Any], output: str, markdown: str) -> None:
     out.with_suffix(".md").write_text(markdown)
 
 
+def _eval_target(backend: str, index_path: str | None, encoder: Any) -> Any:
+    _require_index(backend, index_path)
+    if backend == "embedded":
+        return index_path
+    es = _es_backend(index_path)
+    es.setup(encoder.info)
+    return es
+
+
 @eval_group.command(name="beir")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @click.option("--split", default="test", show_default=True)
 @click.option(
     "--index",
     "index_path",
-    required=True,
     type=click.Path(),
-    help="Embedded index (the corpus is indexed there if needed).",
+    help="Embedded: index directory (the corpus is indexed there if needed). ES: alias.",
 )
+@backend_option
 @click.option(
     "--output", required=True, type=click.Path(), help="Result JSON (a Markdown table is written beside it)."
 )
@@ -228,7 +366,8 @@ def _write_result(result: dict[str, Any], output: str, markdown: str) -> None:
 def eval_beir(
     directory: str,
     split: str,
-    index_path: str,
+    index_path: str | None,
+    backend: str,
     output: str,
     encoder: str | None,
     k: int,
@@ -236,16 +375,24 @@ def eval_beir(
     no_progress: bool,
 ) -> None:
     """BEIR-style evaluation: NDCG@10, Recall@100 and MRR@10 for bm25, bm25+rerank, dense and hybrid."""
-    from es_biomed.errors import EsBiomedError
     from es_biomed.eval.protocols import evaluate_beir
     from es_biomed.eval.report import beir_markdown
     from es_biomed.query.presets import default_plan
 
     try:
-        enc = _load_encoder(encoder, index_path)
+        enc = _load_encoder(encoder, index_path if backend == "embedded" else None)
         plan = default_plan(**({"window_size": window} if window else {}))
-        result = evaluate_beir(directory, index_path, enc, plan, split=split, k=k, show_progress=not no_progress)
-    except (EsBiomedError, ValueError, OSError) as exc:
+        result = evaluate_beir(
+            directory,
+            _eval_target(backend, index_path, enc),
+            enc,
+            plan,
+            split=split,
+            k=k,
+            show_progress=not no_progress,
+        )
+        result["config"]["backend"] = backend
+    except _errors() as exc:
         raise _fail(exc) from exc
     md = beir_markdown(result)
     _write_result(result, output, md)
@@ -254,9 +401,8 @@ def eval_beir(
 
 @eval_group.command(name="bioasq")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--index", "index_path", required=True, type=click.Path(), help="Embedded index for the contexts of FILES."
-)
+@click.option("--index", "index_path", type=click.Path(), help="Embedded: index for the contexts of FILES. ES: alias.")
+@backend_option
 @click.option(
     "--output", required=True, type=click.Path(), help="Result JSON (a Markdown table is written beside it)."
 )
@@ -272,7 +418,8 @@ def eval_beir(
 @click.option("--no-progress", is_flag=True)
 def eval_bioasq(
     files: tuple[str, ...],
-    index_path: str,
+    index_path: str | None,
+    backend: str,
     output: str,
     encoder: str | None,
     windows: str,
@@ -280,7 +427,6 @@ def eval_bioasq(
     no_progress: bool,
 ) -> None:
     """The BioMedBERT paper's Table 9: MRR@5 / MRR@10 of BM25 and BM25 + rerank on BioASQ."""
-    from es_biomed.errors import EsBiomedError
     from es_biomed.eval.protocols import evaluate_bioasq
     from es_biomed.eval.report import bioasq_markdown
     from es_biomed.query.presets import default_plan
@@ -292,15 +438,106 @@ def eval_bioasq(
             f"expected comma-separated integers, got {windows!r}", param_hint="--windows"
         ) from None
     try:
-        enc = _load_encoder(encoder, index_path)
+        enc = _load_encoder(encoder, index_path if backend == "embedded" else None)
+        target = _eval_target(backend, index_path, enc)
         result = evaluate_bioasq(
-            list(files), index_path, enc, default_plan(), windows=ws, threshold=jaccard, show_progress=not no_progress
+            list(files), target, enc, default_plan(), windows=ws, threshold=jaccard, show_progress=not no_progress
         )
-    except (EsBiomedError, ValueError, OSError) as exc:
+        result["config"]["backend"] = backend
+    except _errors() as exc:
         raise _fail(exc) from exc
     md = bioasq_markdown(result)
     _write_result(result, output, md)
     click.echo(md, nl=False)
+
+
+# --------------------------------------------------------------------------------------------------- es
+@main.group(name="es")
+def es_group() -> None:
+    """Elasticsearch cluster administration (connection from ES_URL, ES_API_KEY / ES_USERNAME, ES_PASSWORD)."""
+
+
+@es_group.command(name="setup")
+@click.option("--index", "alias", default=None, help="Alias (default: ES_ALIAS or es-biomed).")
+@click.option(
+    "--encoder", default=None, help="Encoder whose dims and identity the mapping records (default: all-MiniLM-L6-v2)."
+)
+@click.option(
+    "--index-options",
+    default=None,
+    help='dense_vector index_options as JSON, e.g. \'{"type": "hnsw", "m": 32, "ef_construction": 200}\'.',
+)
+@click.option(
+    "--pipeline-model-id",
+    default=None,
+    help="Also install the in-cluster embedding pipeline for this eland-uploaded model id.",
+)
+@click.option(
+    "--kibana-url",
+    default=None,
+    envvar="KIBANA_URL",
+    help="Also import the Kibana saved objects (docker/kibana/es-biomed.ndjson).",
+)
+def es_setup(
+    alias: str | None,
+    encoder: str | None,
+    index_options: str | None,
+    pipeline_model_id: str | None,
+    kibana_url: str | None,
+) -> None:
+    """Install the index template and search template, and create the first index behind the alias."""
+    try:
+        opts = json.loads(index_options) if index_options else None
+        enc = _load_encoder(encoder)
+        es = _es_backend(alias)
+        result = es.setup(enc.info, index_options=opts, pipeline_model_id=pipeline_model_id)
+        if kibana_url:
+            from es_biomed.backends.elasticsearch import ESConfig
+            from es_biomed.backends.kibana import default_ndjson_path, import_saved_objects
+
+            cfg = ESConfig.from_env(alias=alias)
+            result["kibana"] = import_saved_objects(
+                kibana_url,
+                default_ndjson_path(),
+                api_key=cfg.api_key,
+                username=cfg.username,
+                password=cfg.password,
+                ca_certs=cfg.ca_certs,
+            )
+    except (json.JSONDecodeError, *_errors()) as exc:
+        raise _fail(exc) from exc
+    click.echo(json.dumps(result, indent=2))
+
+
+@es_group.command(name="status")
+@click.option("--index", "alias", default=None, help="Alias (default: ES_ALIAS or es-biomed).")
+def es_status(alias: str | None) -> None:
+    """Show the alias, its indices with document counts, the encoder, and installed templates."""
+    try:
+        click.echo(json.dumps(_es_backend(alias).status(), indent=2))
+    except _errors() as exc:
+        raise _fail(exc) from exc
+
+
+@es_group.command(name="reindex")
+@click.option("--index", "alias", default=None, help="Alias (default: ES_ALIAS or es-biomed).")
+@click.option("--encoder", default=None, help="The index's encoder (default: all-MiniLM-L6-v2).")
+@click.option("--delete-old", is_flag=True, help="Delete the previous index after the alias swap.")
+@click.option("--force", is_flag=True, help="Do not ask for confirmation.")
+def es_reindex(alias: str | None, encoder: str | None, delete_old: bool, force: bool) -> None:
+    """Copy the alias's index into the next version with the current template and swap the alias atomically."""
+    try:
+        es = _es_backend(alias)
+        old = es.indices()
+        if not force:
+            what = f"reindex {es.alias} ({', '.join(old) or 'no index'}) into a new version" + (
+                " and DELETE the old index" if delete_old else ""
+            )
+            click.confirm(what + "?", abort=True)
+        result = es.reindex(_load_encoder(encoder).info, delete_old=delete_old)
+    except _errors() as exc:
+        raise _fail(exc) from exc
+    click.echo(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":  # pragma: no cover

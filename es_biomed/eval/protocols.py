@@ -34,16 +34,21 @@ def _seed() -> None:
     np.random.seed(SEED)
 
 
-def ensure_index(
-    ds: RetrievalSet, index_path: str | os.PathLike[str], encoder: Encoder, show_progress: bool
-) -> EmbeddedIndex:
-    """Index ``ds.corpus`` at ``index_path`` (idempotent: unchanged documents are skipped)."""
-    index_documents(ds.corpus.values(), index_path, encoder, show_progress=show_progress)
-    return EmbeddedIndex(index_path)
+def ensure_index(ds: RetrievalSet, target: Any, encoder: Encoder, show_progress: bool) -> Any:
+    """Index ``ds.corpus`` into ``target`` and return a searchable backend.
+
+    ``target`` is an embedded index path (idempotent: unchanged documents are skipped) or a backend object
+    with ``index_documents(docs, encoder)``, ``search(plan, vector)`` and ``count()`` (the Elasticsearch one).
+    """
+    if isinstance(target, (str, os.PathLike)):
+        index_documents(ds.corpus.values(), target, encoder, show_progress=show_progress)
+        return EmbeddedIndex(target)
+    target.index_documents(ds.corpus.values(), encoder)
+    return target
 
 
 def run_modes(
-    index: EmbeddedIndex, ds: RetrievalSet, encoder: Encoder, plans: dict[str, SearchPlan], show_progress: bool = False
+    index: Any, ds: RetrievalSet, encoder: Encoder, plans: dict[str, SearchPlan], show_progress: bool = False
 ) -> dict[str, Run]:
     """One run per named plan; queries are encoded once."""
     qids = list(ds.queries)
@@ -78,7 +83,7 @@ def _config(encoder: Encoder, plan: SearchPlan, **extra: Any) -> dict[str, Any]:
 
 def evaluate_beir(
     directory: str | os.PathLike[str],
-    index_path: str | os.PathLike[str],
+    index_path: Any,
     encoder: Encoder,
     plan: SearchPlan,
     split: str = "test",
@@ -86,7 +91,8 @@ def evaluate_beir(
     metrics: Sequence[str] = ("NDCG@10", "Recall@100", "MRR@10"),
     show_progress: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate the four search modes on a BEIR dataset; the corpus is indexed into ``index_path`` first.
+    """Evaluate the four search modes on a BEIR dataset; the corpus is indexed into ``index_path`` first
+    (an embedded index path, or an Elasticsearch backend object).
 
     Returns:
         ``{"runs": {"bm25": {"NDCG@10": ...}, "bm25+rerank": ..., "dense": ..., "hybrid": ...}, "config": ...}``
@@ -106,7 +112,7 @@ def evaluate_beir(
 
 def evaluate_bioasq(
     files: Sequence[str | os.PathLike[str]],
-    index_path: str | os.PathLike[str],
+    index_path: Any,
     encoder: Encoder,
     plan: SearchPlan,
     windows: Sequence[int] = (20, 30, 40, 50),
