@@ -74,7 +74,9 @@ class IndexConfig:
                 f"index schema version {d.get('version')} is not supported (expected {SCHEMA_VERSION}); rebuild the index"
             )
         return cls(
-            encoder=d["encoder"], passages=PassageConfig(**d["passages"]), analyzer=AnalyzerConfig(**d["analyzer"])
+            encoder=d["encoder"],
+            passages=PassageConfig(**d["passages"]),
+            analyzer=AnalyzerConfig.from_dict(d["analyzer"]),
         )
 
 

@@ -187,3 +187,32 @@ def test_searcher_batch_search_returns_a_run(index, toy_encoder):
     assert ids(hits) == ["d4", "d2", "d1"]
     with pytest.raises(ValueError, match="2 queries but 1 qids"):
         s.batch_search(["a", "b"], ["q1"])
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        # Elasticsearch `english` gives the same tokens (checked against Lucene 8.7's EnglishAnalyzer):
+        # possessive dropped, stop words removed, decimals and acronyms kept whole, Porter-family stems.
+        (
+            "The patient's p53 levels rose 3.5-fold in U.S.A. trials",
+            ["patient", "p53", "level", "rose", "3.5", "fold", "u.s.a", "trial"],
+        ),
+        ("COVID-19 and α-synuclein: 1,000 cases", ["covid", "19", "α", "synuclein", "1,000", "case"]),
+        ("don't stop", ["don't", "stop"]),
+    ],
+)
+def test_default_analyzer_matches_es_english(tmp_path, toy_encoder, text, tokens):
+    idx = EmbeddedIndex.create(tmp_path / "ix", toy_encoder.info)
+    assert idx.analyze(text) == tokens
+
+
+def test_indexes_written_before_the_tokenizer_setting_reopen_with_the_simple_analyzer(tmp_path, toy_encoder):
+    import json
+
+    idx = EmbeddedIndex.create(tmp_path / "ix", toy_encoder.info)
+    meta = idx.path / "es_biomed.json"
+    cfg = json.loads(meta.read_text())
+    cfg["analyzer"] = {"stopwords": True, "stemmer": "english", "remove_long": 40}  # the old layout
+    meta.write_text(json.dumps(cfg))
+    assert EmbeddedIndex(idx.path).analyze("patient's 3.5") == ["patient", "s", "3", "5"]
