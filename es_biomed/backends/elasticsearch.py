@@ -35,7 +35,7 @@ from es_biomed.backends.es_mappings import (
     search_template_source,
     versioned_index,
 )
-from es_biomed.corpus.passages import PassageConfig, split_passages
+from es_biomed.corpus.passages import PassageConfig, embed_passages
 from es_biomed.corpus.types import Document
 from es_biomed.encode.base import Encoder, EncoderInfo
 from es_biomed.errors import EncoderMismatchError, EsBiomedError, require
@@ -337,13 +337,7 @@ class ElasticsearchBackend:
         batch: list[Document] = []
 
         def flush() -> None:
-            texts = [split_passages(d, self.passage_config) for d in batch]
-            flat = [p for ps in texts for p in ps]
-            vecs = encoder.encode_documents(flat, batch_size=encode_batch_size)
-            blocks, pos = [], 0
-            for ps in texts:
-                blocks.append(vecs[pos : pos + len(ps)])
-                pos += len(ps)
+            texts, blocks = embed_passages(batch, encoder, self.passage_config, encode_batch_size)
             actions = bulk_actions(batch, blocks, texts, self.alias)
             for ok, info in helpers.streaming_bulk(
                 self.client,

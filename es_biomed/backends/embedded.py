@@ -31,7 +31,7 @@ import numpy as np
 
 from es_biomed.backends.analysis import ANALYZER_NAME, AnalyzerConfig, build_analyzer
 from es_biomed.backends.base import Hit, SearchResults
-from es_biomed.corpus.passages import PassageConfig, split_passages
+from es_biomed.corpus.passages import PassageConfig, embed_passages
 from es_biomed.corpus.types import Document
 from es_biomed.encode.base import Encoder, EncoderInfo
 from es_biomed.errors import EncoderMismatchError, EsBiomedError, IndexLockedError, IndexNotFoundError, PlanError
@@ -457,14 +457,7 @@ class IndexWriter:
         fresh = self.pending(docs)
         if not fresh:
             return 0
-        cfg = self.index.config.passages
-        passages = [split_passages(d, cfg) for d in fresh]
-        flat = [p for ps in passages for p in ps]
-        vecs = encoder.encode_documents(flat, batch_size=batch_size)
-        blocks, pos = [], 0
-        for ps in passages:
-            blocks.append(vecs[pos : pos + len(ps)])
-            pos += len(ps)
+        _, blocks = embed_passages(fresh, encoder, self.index.config.passages, batch_size)
         self.upsert(fresh, blocks)
         return len(fresh)
 

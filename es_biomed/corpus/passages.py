@@ -7,11 +7,15 @@ prefixed with the title for context. A document's vector score is the best score
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from es_biomed.corpus.types import Document
 
-__all__ = ["PassageConfig", "split_passages"]
+__all__ = ["PassageConfig", "split_passages", "embed_passages"]
 
 
 @dataclass(frozen=True)
@@ -46,3 +50,26 @@ def split_passages(doc: Document, config: PassageConfig | None = None) -> list[s
             break
         start += step
     return passages
+
+
+def embed_passages(
+    docs: Sequence[Document], encoder: Any, config: PassageConfig | None = None, batch_size: int = 32
+) -> tuple[list[list[str]], list[np.ndarray]]:
+    """Split each document into passages and embed them all in one length-sorted pass.
+
+    Args:
+        docs: The documents.
+        encoder: Anything with ``encode_documents(texts, batch_size=...)`` (an :class:`~es_biomed.encode.Encoder`).
+        config: How bodies are cut.
+        batch_size: Encoder batch size.
+
+    Returns:
+        ``(texts, blocks)``: per document, its passage texts and a ``[n_passages, dims]`` float32 block.
+    """
+    texts = [split_passages(d, config) for d in docs]
+    vecs = encoder.encode_documents([p for ps in texts for p in ps], batch_size=batch_size)
+    blocks, pos = [], 0
+    for ps in texts:
+        blocks.append(vecs[pos : pos + len(ps)])
+        pos += len(ps)
+    return texts, blocks
