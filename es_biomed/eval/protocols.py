@@ -100,7 +100,14 @@ def evaluate_beir(
     _seed()
     ds = load_beir(directory, split)
     index = ensure_index(ds, index_path, encoder, show_progress)
-    plans = {name: plan.replace(mode=mode, k=max(k, plan.k)) for name, mode in BEIR_RUNS.items()}
+    depth = max(k, plan.k)
+    # hybrid's RRF returns at most rank_window_size (= window_size) hits: widen it to the run depth
+    plans = {
+        name: plan.replace(
+            mode=mode, k=depth, window_size=max(plan.window_size, depth) if mode == "hybrid" else plan.window_size
+        )
+        for name, mode in BEIR_RUNS.items()
+    }
     runs = run_modes(index, ds, encoder, plans, show_progress)
     return {
         "runs": {name: evaluate(ds.qrels, run, metrics) for name, run in runs.items()},

@@ -131,6 +131,10 @@ class SearchPlan:
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, int) or val < 1:
                 raise PlanError(f"{name} must be a positive integer, got {val!r}")
+        if self.mode in ("hybrid", "hybrid_rerank") and self.window_size < self.k:
+            raise PlanError(
+                f"hybrid search returns at most window_size (rank_window_size) hits: window_size {self.window_size} < k {self.k}"
+            )
         if self.window_size > MAX_RESCORE_WINDOW:
             raise PlanError(f"window_size {self.window_size} exceeds index.max_rescore_window ({MAX_RESCORE_WINDOW})")
         for name in ("query_weight", "rescore_query_weight"):

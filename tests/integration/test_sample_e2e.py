@@ -68,7 +68,7 @@ def test_eval_beir_pins_metrics(sample_index, tmp_path):
 
 # Measured with the default preset on the 500-document sample (every judged document is in it, so the
 # numbers are far above full-SciFact ones). A change here is a change in ranking: explain it in the commit.
-PINNED_SAMPLE_NDCG10 = {"bm25": 0.840, "bm25+rerank": 0.871, "dense": 0.833, "hybrid": 0.864}
+PINNED_SAMPLE_NDCG10 = {"bm25": 0.838, "bm25+rerank": 0.867, "dense": 0.833, "hybrid": 0.865}
 
 
 def test_quarantine_exit_code_and_nothing_lost(tmp_path, minilm):

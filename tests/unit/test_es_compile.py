@@ -264,11 +264,24 @@ def test_cli_print_request_needs_no_cluster(monkeypatch):
     from es_biomed.cli import main
 
     monkeypatch.delenv("ES_URL", raising=False)
-    args = ["search", "BRCA1 breast cancer", "--backend", "es", "--print-request", "--no-rerank", "-k", "5", "--source", "pubmed"]
+    args = [
+        "search",
+        "BRCA1 breast cancer",
+        "--backend",
+        "es",
+        "--print-request",
+        "--no-rerank",
+        "-k",
+        "5",
+        "--source",
+        "pubmed",
+    ]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     body = json.loads(res.output)
-    assert body == compile_search(default_plan("BRCA1 breast cancer", mode="bm25", k=5, filters=Filters(sources=("pubmed",))))
+    assert body == compile_search(
+        default_plan("BRCA1 breast cancer", mode="bm25", k=5, filters=Filters(sources=("pubmed",)))
+    )
     assert es_spec.errors(body) == []
     res = CliRunner().invoke(main, ["search", "x", "--backend", "es", "--no-rerank"])
     assert res.exit_code == 1 and "no Elasticsearch URL: set ES_URL" in res.output

@@ -97,6 +97,7 @@ def test_plan_is_immutable_and_replace_validates():
         ({"fields": {"titel": 1.0}}, "unknown field 'titel'"),
         ({"fields": {"title": -1.0}}, "boost of 'title' must be a positive number"),
         ({"query_weight": float("nan")}, "query_weight must be a finite number"),
+        ({"mode": "hybrid", "k": 60, "window_size": 50}, "window_size 50 < k 60"),
         ({"mode": "semantic"}, "mode must be one of bm25, rerank, dense, hybrid, hybrid_rerank"),
     ],
 )
