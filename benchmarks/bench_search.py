@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ def corpus(shared: Path, n: int):
 
 
 def main() -> None:
+    os.environ.setdefault("USE_TF", "0")  # as the CLI: keep transformers from importing TensorFlow
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--index", default="indexes/bench10k")
