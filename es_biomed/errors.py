@@ -8,6 +8,8 @@ from the matching builtin (``ValueError``, ``RuntimeError``...), so callers can 
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "EsBiomedError",
     "RecordError",
@@ -80,7 +82,7 @@ class PlanError(ValueError, EsBiomedError):
     """A :class:`~es_biomed.query.SearchPlan` has invalid parameters."""
 
 
-def require(module: str, extra: str) -> object:
+def require(module: str, extra: str) -> Any:
     """Import an optional dependency or raise :class:`MissingDependencyError` with the install line."""
     import importlib
 

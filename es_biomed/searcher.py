@@ -25,9 +25,9 @@ class Searcher:
         plan: Defaults for every search (fields, window, weights, mode...); overridden per call.
 
     Example:
-        >>> s = Searcher("indexes/sample")                                   # doctest: +SKIP
-        >>> [(h.doc_id, round(h.score, 3)) for h in s.search("BRCA1 breast cancer", k=2).hits]  # doctest: +SKIP
-        [('2613775', 24.911), ('14717500', 21.734)]
+        >>> s = Searcher("indexes/scifact-sample")  # built by `make demo`               # doctest: +SKIP
+        >>> [(h.doc_id, round(h.score, 3)) for h in s.search("BRCA1 breast cancer", k=2, mode="bm25").hits]  # doctest: +SKIP
+        [('5864770', 9.012), ('23557241', 8.849)]
     """
 
     def __init__(
