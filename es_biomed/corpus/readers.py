@@ -203,11 +203,16 @@ def _route(
 def _csv_rows(path: Path, max_record_bytes: int) -> Iterator[tuple[int, str, Any]]:
     """CSV rows as dicts, numbered by the line the row starts on (the header is line 1).
 
-    The file is decoded with ``surrogateescape`` so one bad byte fails only its own row, and the error
-    names the field that holds it.
+    The file is streamed and decoded with ``surrogateescape`` so one bad byte fails only its own row, and the
+    error names the field that holds it.
     """
-    text = Path(path).read_bytes().decode("utf-8-sig", errors="surrogateescape")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    with open(
+        path, encoding="utf-8-sig", errors="surrogateescape", newline=""
+    ) as fh:  # streamed: metadata.csv is large
+        yield from _csv_dict_rows(path, csv.DictReader(fh), max_record_bytes)
+
+
+def _csv_dict_rows(path: Path, reader: csv.DictReader[str], max_record_bytes: int) -> Iterator[tuple[int, str, Any]]:
     if reader.fieldnames is None:
         return
     start = reader.line_num + 1
