@@ -153,7 +153,6 @@ class BulkReport:
 
     ok: int = 0
     failed: list[dict[str, Any]] = field(default_factory=list)
-    retried_chunks: int = 0
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:

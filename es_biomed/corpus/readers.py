@@ -37,7 +37,6 @@ OnError = Literal["raise", "quarantine"]
 
 #: Records larger than this (bytes of one JSONL line or CSV row) are rejected as oversized.
 MAX_RECORD_BYTES = 4 * 1024 * 1024
-_TEXT_FIELDS = ("title", "abstract", "body")
 
 
 class RejectSink:
