@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +24,8 @@ from es_biomed.errors import RecordError
 
 __all__ = [
     "CorpusFormat",
+    "LINE_FORMATS",
+    "Span",
     "OnError",
     "RejectSink",
     "MAX_RECORD_BYTES",
@@ -33,7 +37,29 @@ __all__ = [
 ]
 
 CorpusFormat = Literal["beir", "breathe", "cord19", "bioasq"]
+#: Formats read line by line, whose batches are byte ranges.
+LINE_FORMATS: tuple[CorpusFormat, ...] = ("beir", "breathe")
 OnError = Literal["raise", "quarantine"]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A slice of a corpus file, by reference: a byte range for JSONL, a record range for CSV and SQuAD JSON.
+
+    Attributes:
+        start: First byte (JSONL; a line start) or index of the first record (0-based, CSV rows / contexts).
+        end: Byte or record index just past the slice.
+        first_line: 1-based line number of the first line of a JSONL byte range (for error locations).
+    """
+
+    start: int
+    end: int
+    first_line: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start <= self.end or self.first_line < 1:
+            raise ValueError(f"invalid span {self}: need 0 <= start <= end and first_line >= 1")
+
 
 #: Records larger than this (bytes of one JSONL line or CSV row) are rejected as oversized.
 MAX_RECORD_BYTES = 4 * 1024 * 1024
@@ -140,14 +166,34 @@ class _Bad(Exception):
         self.err, self.raw = err, raw
 
 
-def _resilient_jsonl(path: Path, max_record_bytes: int) -> Iterator[tuple[int, bytes, Any]]:
-    """Like _iter_jsonl, but a bad line is yielded as a _Bad marker so iteration continues."""
+def _resilient_jsonl(path: Path, max_record_bytes: int, span: Span | None = None) -> Iterator[tuple[int, bytes, Any]]:
+    """JSONL records; a bad line is yielded as a _Bad marker so iteration continues.
+
+    With ``span``, only the lines in the byte range ``[span.start, span.end)`` are read (``span.start`` must be
+    a line start), numbered from ``span.first_line``.
+    """
     with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
+        first, limit = 1, None
+        if span is not None:
+            fh.seek(span.start)
+            first, limit = span.first_line, span.end - span.start
+        lines = fh if limit is None else _bounded_lines(fh, limit)
+        for lineno, raw in enumerate(lines, start=first):
             try:
                 yield from _parse_line(path, lineno, raw, max_record_bytes)
             except _Bad as bad:
                 yield lineno, raw, bad
+
+
+def _bounded_lines(fh: io.BufferedReader, limit: int) -> Iterator[bytes]:
+    """The lines of ``fh`` from its position until ``limit`` bytes are consumed."""
+    used = 0
+    while used < limit:
+        raw = fh.readline()
+        if not raw:
+            return
+        used += len(raw)
+        yield raw
 
 
 def _parse_line(path: Path, lineno: int, raw: bytes, max_record_bytes: int) -> Iterator[tuple[int, bytes, Any]]:
@@ -260,6 +306,11 @@ def _cord19_fields(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _records(it: Iterator[Any], span: Span | None) -> Iterator[Any]:
+    """Records ``span.start`` to ``span.end`` (0-based) of a record stream, or all of them."""
+    return it if span is None else itertools.islice(it, span.start, span.end)
+
+
 def detect_format(path: str | os.PathLike[str]) -> CorpusFormat:
     """Guess the format: a BEIR directory, a ``.csv`` (CORD-19), SQuAD JSON (BioASQ) or JSONL."""
     p = Path(path)
@@ -285,8 +336,9 @@ def iter_documents(
     on_error: OnError = "raise",
     sink: RejectSink | None = None,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    span: Span | None = None,
 ) -> Iterator[Document]:
-    """Yield the documents of a corpus file or directory.
+    """Yield the documents of a corpus file or directory, or of one slice of it.
 
     Args:
         path: A BEIR directory (reads ``corpus.jsonl``) or file, a BREATHE JSONL, a CORD-19 ``metadata.csv``,
@@ -295,6 +347,8 @@ def iter_documents(
         on_error: ``"raise"`` stops at the first bad record; ``"quarantine"`` sends it to ``sink``.
         sink: Dead-letter file, required with ``"quarantine"``.
         max_record_bytes: Size limit of one record.
+        span: Read only this slice (see :class:`Span`): a byte range for ``beir``/``breathe`` JSONL, a record
+            range for ``cord19`` rows and ``bioasq`` contexts. Errors keep the file's own line numbers.
 
     Raises:
         RecordError: a bad record, with ``on_error="raise"``. Records before it were already yielded.
@@ -304,21 +358,26 @@ def iter_documents(
     if fmt == "beir":
         corpus = p / "corpus.jsonl" if p.is_dir() else p
         yield from _route(
-            _resilient_jsonl(corpus, max_record_bytes),
+            _resilient_jsonl(corpus, max_record_bytes, span),
             lambda o, n: _document(_beir_fields(o), str(corpus), n),
             on_error,
             sink,
         )
     elif fmt == "breathe":
-        yield from _route(_resilient_jsonl(p, max_record_bytes), lambda o, n: _document(o, str(p), n), on_error, sink)
+        yield from _route(
+            _resilient_jsonl(p, max_record_bytes, span), lambda o, n: _document(o, str(p), n), on_error, sink
+        )
     elif fmt == "cord19":
         yield from _route(
-            _csv_rows(p, max_record_bytes), lambda o, n: _document(_cord19_fields(o), str(p), n), on_error, sink
+            _records(_csv_rows(p, max_record_bytes), span),
+            lambda o, n: _document(_cord19_fields(o), str(p), n),
+            on_error,
+            sink,
         )
     elif fmt == "bioasq":
         from es_biomed.corpus.bioasq import load_bioasq
 
-        yield from load_bioasq([p]).corpus.values()
+        yield from _records(iter(load_bioasq([p]).corpus.values()), span)
     else:
         raise ValueError(f"unknown corpus format {fmt!r}; expected beir, breathe, cord19 or bioasq")
 

@@ -1,0 +1,220 @@
+"""The steps an ingest worker runs for one batch. Plain functions: ``workers/tasks.py`` only wraps them.
+
+* :func:`embed_batch` (embedded engine, any worker): read the batch by reference, quarantine bad records, cut
+  passages, embed, and spool documents plus vectors to a file beside the index.
+* :func:`write_batch` (embedded engine, the single writer): upsert a spool file and commit.
+* :func:`ingest_batch_es` (Elasticsearch, any worker): read, embed and bulk-write with deterministic ``_id``.
+
+Every step is idempotent: documents keep their corpus ids, so a batch that runs again overwrites its own
+documents. Errors worth retrying (a busy index lock, a cluster that is unreachable or answers 429/5xx, a broker
+that is restarting) are raised as :class:`TransientBackendError` or kept as is in :data:`TRANSIENT_ERRORS`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from es_biomed.corpus.types import Document
+from es_biomed.errors import EsBiomedError, IndexLockedError, RecordError
+from es_biomed.ingest.batches import BatchRef, read_batch
+
+__all__ = [
+    "TransientBackendError",
+    "TRANSIENT_ERRORS",
+    "TRANSIENT_STATUS",
+    "embed_batch",
+    "write_batch",
+    "ingest_batch_es",
+    "load_worker_encoder",
+]
+
+logger = logging.getLogger(__name__)
+
+#: HTTP statuses of an Elasticsearch answer that a later attempt may not get.
+TRANSIENT_STATUS = frozenset({408, 429, 502, 503, 504})
+
+
+class TransientBackendError(RuntimeError, EsBiomedError):
+    """The backend failed in a way a retry may fix (unreachable, throttled, overloaded, locked)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (str(self),))
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [TransientBackendError, IndexLockedError]
+    try:
+        import redis.exceptions
+
+        errors += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
+    except ImportError:  # pragma: no cover - the workers extra brings redis
+        pass
+    return tuple(errors)
+
+
+#: What ``autoretry_for`` retries with backoff.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = _transient_errors()
+
+
+@functools.lru_cache(maxsize=4)
+def load_worker_encoder(name: str) -> Any:
+    """The encoder ``name``, loaded once per worker process."""
+    from es_biomed.encode import load_encoder
+
+    return load_encoder(name)
+
+
+def _spool_dir(index: str, job_id: str) -> Path:
+    return Path(index) / "spool" / job_id
+
+
+def _docs_from_json(raw: bytes) -> list[Document]:
+    return [Document(**{**d, "authors": tuple(d["authors"])}) for d in json.loads(raw)]
+
+
+def embed_batch(ref: BatchRef, job_id: str, index: str, encoder_name: str, sink: Any) -> dict[str, Any]:
+    """Read, validate, split and embed one batch; spool it for the writer.
+
+    Args:
+        ref: The batch.
+        job_id: Its job (names the spool folder).
+        index: Embedded index directory (the spool lives in ``<index>/spool/<job>/``).
+        encoder_name: Encoder name or path.
+        sink: Dead-letter store for bad records (``reject(err, raw)``).
+
+    Returns:
+        ``{"spool", "read", "rejected", "encoder", "started"}``; the spool path is what :func:`write_batch` takes.
+    """
+    from es_biomed.backends.embedded import EmbeddedIndex
+    from es_biomed.corpus.passages import PassageConfig, embed_passages
+
+    started = time.time()
+    before = sink.count
+    docs = read_batch(ref, on_error="quarantine", sink=sink)
+    encoder = load_worker_encoder(encoder_name)
+    passages = EmbeddedIndex(index).config.passages if EmbeddedIndex.exists(index) else PassageConfig()
+    _, blocks = embed_passages(docs, encoder, passages) if docs else ([], [])
+    out = _spool_dir(index, job_id)
+    out.mkdir(parents=True, exist_ok=True)
+    spool = out / f"{ref.n:05d}.npz"
+    tmp = out / f".{ref.n:05d}.{os.getpid()}.tmp.npz"
+    payload = json.dumps([d.to_json() for d in docs], ensure_ascii=False).encode()
+    vectors = np.concatenate(blocks) if blocks else np.zeros((0, encoder.dims), np.float32)
+    counts = np.array([len(b) for b in blocks], dtype=np.int64)
+    np.savez(tmp, vectors=vectors, counts=counts, docs=np.frombuffer(payload, dtype=np.uint8))
+    os.replace(tmp, spool)
+    return {
+        "spool": str(spool),
+        "read": len(docs),
+        "rejected": sink.count - before,
+        "encoder": encoder.info.to_dict(),
+        "passages": {"max_words": passages.max_words, "overlap": passages.overlap},
+        "started": started,
+    }
+
+
+def write_batch(embedded: dict[str, Any], index: str) -> dict[str, Any]:
+    """Upsert a spooled batch into the embedded index and commit (the single-writer step).
+
+    A spool that was already written (its ``.done`` marker exists) is not written again: the recorded result is
+    returned, so a redelivered write task is a no-op.
+
+    Raises:
+        IndexLockedError: another writer holds the index (transient: retried).
+    """
+    from es_biomed.backends.embedded import EmbeddedIndex
+    from es_biomed.corpus.passages import PassageConfig
+
+    spool = Path(embedded["spool"])
+    marker = spool.with_suffix(".done")
+    if marker.exists():
+        return dict(json.loads(marker.read_text()))
+    if not spool.exists():
+        raise FileNotFoundError(
+            f"spool file {spool} is missing: the write worker must run on the machine (and see the directory) "
+            "where the embed worker wrote it"
+        )
+    with np.load(spool, allow_pickle=False) as z:
+        vectors, counts, docs = z["vectors"], z["counts"], _docs_from_json(z["docs"].tobytes())
+    blocks = np.split(vectors, np.cumsum(counts)[:-1]) if len(counts) else []
+    idx = EmbeddedIndex.create(index, embedded["encoder"], passages=PassageConfig(**embedded["passages"]))
+    with idx.writer() as writer:
+        writer.upsert(docs, blocks)
+    result = {
+        "read": embedded["read"],
+        "written": len(docs),
+        "rejected": embedded["rejected"],
+        "started": embedded["started"],
+        "finished": time.time(),
+    }
+    marker.write_text(json.dumps(result))
+    spool.unlink()
+    return result
+
+
+@functools.lru_cache(maxsize=4)
+def _es_backend(alias: str) -> tuple[Any, Any]:
+    """``(ESConfig, ElasticsearchBackend)`` from the worker's environment, once per process."""
+    from es_biomed.backends.elasticsearch import ElasticsearchBackend, ESConfig, make_client
+
+    cfg = ESConfig.from_env(alias=alias)
+    return cfg, ElasticsearchBackend(make_client(cfg), alias=cfg.alias)
+
+
+def ingest_batch_es(ref: BatchRef, alias: str, encoder_name: str, sink: Any) -> dict[str, Any]:
+    """Read, validate, embed and bulk-index one batch into Elasticsearch (alias from ``es setup``).
+
+    Documents Elasticsearch rejects for good (mapping errors...) go to ``sink`` with their source location;
+    throttling that outlives the bulk helper's own retries, connection errors and 5xx answers raise
+    :class:`TransientBackendError`, so the whole batch is retried (the ids make that safe).
+    """
+    import elasticsearch
+
+    started = time.time()
+    before = sink.count
+    docs = read_batch(ref, on_error="quarantine", sink=sink)
+    encoder = load_worker_encoder(encoder_name)
+    cfg, backend = _es_backend(alias)
+    try:
+        report = backend.index_documents(docs, encoder, batch_size=max(1, len(docs)), refresh=False)
+    except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout) as exc:
+        raise TransientBackendError(f"Elasticsearch unreachable: {cfg.redact(str(exc))}") from None
+    except elasticsearch.ApiError as exc:
+        if exc.status_code in TRANSIENT_STATUS:
+            raise TransientBackendError(
+                f"Elasticsearch answered {exc.status_code}: {cfg.redact(str(exc.message))}"
+            ) from None
+        raise
+    throttled = [f for f in report.failed if f.get("status") in TRANSIENT_STATUS]
+    if throttled:
+        raise TransientBackendError(
+            f"{len(throttled)} documents still throttled after the bulk retries (first: {throttled[0]['id']})"
+        )
+    origins = {d.id: d.origin for d in docs}
+    for f in report.failed:
+        origin = origins.get(f["id"])
+        err = RecordError(
+            origin.path if origin else ref.path,
+            origin.line if origin else ref.first_line,
+            "(document)",
+            f"Elasticsearch rejected document {f['id']!r} (status {f['status']}): {f['error']}",
+        )
+        sink.reject(err, None)
+    return {
+        "read": len(docs),
+        "written": report.ok,
+        "rejected": sink.count - before,
+        "started": started,
+        "finished": time.time(),
+    }

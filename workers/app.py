@@ -1,0 +1,28 @@
+"""The Celery app the workers run: ``celery -A workers.app worker -Q es-biomed`` (and, for the embedded
+engine, one ``-Q es-biomed-write --concurrency 1`` writer). Configuration: :mod:`es_biomed.ingest.queue`."""
+
+from __future__ import annotations
+
+import os
+
+from celery.signals import worker_process_init
+
+from es_biomed.ingest.queue import make_app
+
+# transformers imports TensorFlow whenever it is installed; the torch encoder never needs it.
+os.environ.setdefault("USE_TF", "0")
+
+app = make_app()
+app.conf.include = ["workers.tasks"]
+
+
+@worker_process_init.connect
+def _limit_threads(**_: object) -> None:
+    """One compute thread per worker process by default: scale with processes (``--concurrency``), not threads."""
+    threads = int(os.environ.get("ES_BIOMED_WORKER_THREADS", "1"))
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - TF-only workers
+        pass
