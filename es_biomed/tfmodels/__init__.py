@@ -3,6 +3,7 @@
 TensorFlow and transformers are imported inside the functions, so importing this package stays light.
 """
 
-from es_biomed.tfmodels.bert import load_bert, save_bert
+from es_biomed.tfmodels.bert import CheckpointError, load_bert, save_bert, write_google_checkpoint
+from es_biomed.tfmodels.export import export_hub_module
 
-__all__ = ["load_bert", "save_bert"]
+__all__ = ["CheckpointError", "export_hub_module", "load_bert", "save_bert", "write_google_checkpoint"]
