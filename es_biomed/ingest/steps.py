@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from es_biomed.corpus.types import Document
+from es_biomed.encode.base import Encoder
 from es_biomed.errors import EsBiomedError, IndexLockedError, RecordError
 from es_biomed.ingest.batches import BatchRef, read_batch
 
@@ -83,14 +84,14 @@ def _docs_from_json(raw: bytes) -> list[Document]:
     return [Document(**{**d, "authors": tuple(d["authors"])}) for d in json.loads(raw)]
 
 
-def embed_batch(ref: BatchRef, job_id: str, index: str, encoder_name: str, sink: Any) -> dict[str, Any]:
+def embed_batch(ref: BatchRef, job_id: str, index: str, encoder: str | Encoder, sink: Any) -> dict[str, Any]:
     """Read, validate, split and embed one batch; spool it for the writer.
 
     Args:
         ref: The batch.
         job_id: Its job (names the spool folder).
         index: Embedded index directory (the spool lives in ``<index>/spool/<job>/``).
-        encoder_name: Encoder name or path.
+        encoder: Encoder, or its name or path (loaded once per process).
         sink: Dead-letter store for bad records (``reject(err, raw)``).
 
     Returns:
@@ -102,7 +103,7 @@ def embed_batch(ref: BatchRef, job_id: str, index: str, encoder_name: str, sink:
     started = time.time()
     before = sink.count
     docs = read_batch(ref, on_error="quarantine", sink=sink)
-    encoder = load_worker_encoder(encoder_name)
+    encoder = load_worker_encoder(encoder) if isinstance(encoder, str) else encoder
     passages = EmbeddedIndex(index).config.passages if EmbeddedIndex.exists(index) else PassageConfig()
     _, blocks = embed_passages(docs, encoder, passages) if docs else ([], [])
     out = _spool_dir(index, job_id)
@@ -138,7 +139,8 @@ def write_batch(embedded: dict[str, Any], index: str) -> dict[str, Any]:
 
     spool = Path(embedded["spool"])
     marker = spool.with_suffix(".done")
-    if marker.exists():
+    if marker.exists():  # written before; a late duplicate of the embed step may have spooled it again
+        spool.unlink(missing_ok=True)
         return dict(json.loads(marker.read_text()))
     if not spool.exists():
         raise FileNotFoundError(
@@ -172,7 +174,7 @@ def _es_backend(alias: str) -> tuple[Any, Any]:
     return cfg, ElasticsearchBackend(make_client(cfg), alias=cfg.alias)
 
 
-def ingest_batch_es(ref: BatchRef, alias: str, encoder_name: str, sink: Any) -> dict[str, Any]:
+def ingest_batch_es(ref: BatchRef, alias: str, encoder: str | Encoder, sink: Any) -> dict[str, Any]:
     """Read, validate, embed and bulk-index one batch into Elasticsearch (alias from ``es setup``).
 
     Documents Elasticsearch rejects for good (mapping errors...) go to ``sink`` with their source location;
@@ -184,7 +186,7 @@ def ingest_batch_es(ref: BatchRef, alias: str, encoder_name: str, sink: Any) -> 
     started = time.time()
     before = sink.count
     docs = read_batch(ref, on_error="quarantine", sink=sink)
-    encoder = load_worker_encoder(encoder_name)
+    encoder = load_worker_encoder(encoder) if isinstance(encoder, str) else encoder
     cfg, backend = _es_backend(alias)
     try:
         report = backend.index_documents(docs, encoder, batch_size=max(1, len(docs)), refresh=False)

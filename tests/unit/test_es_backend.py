@@ -9,11 +9,6 @@ live tier (``tests/live_es``) runs the same code against a real cluster.
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlparse
-
 import numpy as np
 import pytest
 
@@ -26,123 +21,14 @@ from es_biomed.errors import EncoderMismatchError  # noqa: E402
 from es_biomed.query import SearchPlan  # noqa: E402
 from es_biomed.query.es_compile import compile_search  # noqa: E402
 from tests import es_spec  # noqa: E402
-
-ALIAS = "es-biomed"
-
-
-class FakeES:
-    """State of the fake cluster: one index behind the alias, and scripted bulk answers."""
-
-    def __init__(self, dims: int, fingerprint: str) -> None:
-        self.requests: list[tuple[str, str, object]] = []
-        self.docs: dict[str, dict] = {}
-        self.alias_exists = False
-        self.mapping = {
-            "_meta": {"encoder": {"name": "toy-keywords", "dims": dims, "fingerprint": fingerprint}},
-            "properties": {"embedding": {"type": "dense_vector", "dims": dims}},
-        }
-        self.bulk_calls = 0
-
-    def handle(self, method: str, path: str, body: object) -> tuple[int, object]:
-        self.requests.append((method, path, body))
-        if path == "/":
-            return 200, {"version": {"number": "9.1.3"}, "tagline": "You Know, for Search"}
-        if path == f"/_alias/{ALIAS}":
-            if not self.alias_exists:
-                return 404, {"error": "alias missing", "status": 404}
-            return 200, {f"{ALIAS}-v1": {"aliases": {ALIAS: {}}}}
-        if path.startswith("/_index_template/") or path.startswith("/_scripts/"):
-            return 200, {"acknowledged": True}
-        if path.startswith(f"/{ALIAS}-v*"):
-            return 200, {}
-        if path == f"/{ALIAS}-v1" and method == "PUT":
-            self.alias_exists = True
-            return 200, {"acknowledged": True, "index": f"{ALIAS}-v1"}
-        if path == f"/{ALIAS}-v1/_mapping":
-            return 200, {f"{ALIAS}-v1": {"mappings": self.mapping}}
-        if path == "/_bulk":
-            return 200, self.bulk(body)
-        if path.endswith("/_refresh"):
-            return 200, {"_shards": {"total": 1, "successful": 1, "failed": 0}}
-        if path.endswith("/_count"):
-            return 200, {"count": len(self.docs)}
-        if path.endswith("/_search"):
-            hits = [
-                {"_id": d, "_score": 2.0 - i / 10, "_source": {"title": s.get("title", "")}}
-                for i, (d, s) in enumerate(self.docs.items())
-            ]
-            return 200, {
-                "took": 1,
-                "timed_out": False,
-                "hits": {"total": {"value": len(hits), "relation": "eq"}, "hits": hits},
-            }
-        return 404, {"error": f"no handler for {method} {path}", "status": 404}
-
-    def bulk(self, lines: object) -> dict:
-        """First call: doc 'b' is throttled (429), doc 'bad' fails mapping (400). Retries succeed."""
-        self.bulk_calls += 1
-        assert isinstance(lines, list)
-        items = []
-        for action, source in zip(lines[::2], lines[1::2], strict=True):
-            _id = action["index"]["_id"]
-            if _id == "bad":
-                items.append(
-                    {
-                        "index": {
-                            "_index": f"{ALIAS}-v1",
-                            "_id": _id,
-                            "status": 400,
-                            "error": {"type": "document_parsing_exception", "reason": "failed to parse field [year]"},
-                        }
-                    }
-                )
-            elif _id == "b" and self.bulk_calls == 1:
-                items.append(
-                    {
-                        "index": {
-                            "_index": f"{ALIAS}-v1",
-                            "_id": _id,
-                            "status": 429,
-                            "error": {"type": "es_rejected_execution_exception", "reason": "queue full"},
-                        }
-                    }
-                )
-            else:
-                self.docs[_id] = source
-                items.append({"index": {"_index": f"{ALIAS}-v1", "_id": _id, "status": 201, "result": "created"}})
-        return {"took": 1, "errors": any(i["index"]["status"] >= 300 for i in items), "items": items}
+from tests.fake_es import ALIAS, FakeES, serve  # noqa: E402
 
 
 @pytest.fixture
 def fake(toy_encoder):
     state = FakeES(toy_encoder.dims, toy_encoder.fingerprint)
-
-    class Handler(BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length).decode() if length else ""
-            if "ndjson" in (self.headers.get("Content-Type") or "") or self.path.split("?")[0] == "/_bulk":
-                body: object = [json.loads(x) for x in raw.splitlines() if x.strip()]
-            else:
-                body = json.loads(raw) if raw else None
-            status, payload = state.handle(self.command, urlparse(self.path).path, body)
-            out = b"" if self.command == "HEAD" else json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("X-Elastic-Product", "Elasticsearch")
-            self.send_header("Content-Type", "application/vnd.elasticsearch+json;compatible-with=9")
-            self.send_header("Content-Length", str(len(json.dumps(payload).encode())))
-            self.end_headers()
-            self.wfile.write(out)
-
-        do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _serve
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    cfg = ESConfig(f"http://127.0.0.1:{server.server_address[1]}", username="elastic", password="s3cret-pw")
+    server, url = serve(state)
+    cfg = ESConfig(url, username="elastic", password="s3cret-pw")
     backend = ElasticsearchBackend(make_client(cfg), alias=ALIAS, passages=False)
     yield state, backend, cfg
     server.shutdown()
@@ -182,7 +68,7 @@ def test_every_body_sent_validates_against_the_spec(fake, toy_encoder):
         "/_search": es_spec.SEARCH,
     }
     checked = 0
-    for method, path, body in state.requests:
+    for _method, path, body in state.requests:
         if path == "/_bulk":
             for line in body[::2]:  # type: ignore[index]
                 assert es_spec.errors(line, es_spec.BULK_ACTION) == [], line
