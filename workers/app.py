@@ -17,8 +17,9 @@ app.conf.include = ["workers.tasks"]
 
 
 @worker_process_init.connect
-def _limit_threads(**_: object) -> None:
-    """One compute thread per worker process by default: scale with processes (``--concurrency``), not threads."""
+def _init_process(**_: object) -> None:
+    """Per pool process: one compute thread by default (scale with processes, ``--concurrency``, not threads),
+    and the encoders named in ``ES_BIOMED_PRELOAD_ENCODER`` (comma-separated) loaded before the first batch."""
     threads = int(os.environ.get("ES_BIOMED_WORKER_THREADS", "1"))
     try:
         import torch
@@ -26,3 +27,7 @@ def _limit_threads(**_: object) -> None:
         torch.set_num_threads(threads)
     except ImportError:  # pragma: no cover - TF-only workers
         pass
+    from es_biomed.ingest.steps import load_worker_encoder
+
+    for name in filter(None, os.environ.get("ES_BIOMED_PRELOAD_ENCODER", "").split(",")):
+        load_worker_encoder(name.strip())

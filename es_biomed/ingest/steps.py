@@ -95,7 +95,7 @@ def embed_batch(ref: BatchRef, job_id: str, index: str, encoder: str | Encoder, 
         sink: Dead-letter store for bad records (``reject(err, raw)``).
 
     Returns:
-        ``{"spool", "read", "rejected", "encoder", "started"}``; the spool path is what :func:`write_batch` takes.
+        ``{"spool", "read", "rejected", "encoder", "passages", "started", "embed_s"}``; the spool path is what :func:`write_batch` takes.
     """
     from es_biomed.backends.embedded import EmbeddedIndex
     from es_biomed.corpus.passages import PassageConfig, embed_passages
@@ -122,6 +122,7 @@ def embed_batch(ref: BatchRef, job_id: str, index: str, encoder: str | Encoder, 
         "encoder": encoder.info.to_dict(),
         "passages": {"max_words": passages.max_words, "overlap": passages.overlap},
         "started": started,
+        "embed_s": round(time.time() - started, 3),
     }
 
 
@@ -137,6 +138,7 @@ def write_batch(embedded: dict[str, Any], index: str) -> dict[str, Any]:
     from es_biomed.backends.embedded import EmbeddedIndex
     from es_biomed.corpus.passages import PassageConfig
 
+    t0 = time.time()
     spool = Path(embedded["spool"])
     marker = spool.with_suffix(".done")
     if marker.exists():  # written before; a late duplicate of the embed step may have spooled it again
@@ -158,6 +160,8 @@ def write_batch(embedded: dict[str, Any], index: str) -> dict[str, Any]:
         "written": len(docs),
         "rejected": embedded["rejected"],
         "started": embedded["started"],
+        "embed_s": embedded.get("embed_s"),
+        "write_s": round(time.time() - t0, 3),
         "finished": time.time(),
     }
     marker.write_text(json.dumps(result))
