@@ -72,7 +72,9 @@ def load_bert(
         ``(model, tokenizer)``: the TF Keras model (``TFBertModel``, or ``TFBertForMaskedLM`` with ``for_mlm``),
         built and holding the source's weights, and a ``transformers.BertTokenizerFast`` built from the source's
         ``vocab.txt``. The source's sentence-embedding pooling (``"mean"``, ``"cls"`` or ``"max"``) is recorded
-        as ``model.config.es_biomed_pooling``.
+        as ``model.config.es_biomed_pooling``. A masked-LM model also has ``mlm_head_from_source``: ``False`` when the
+        source has no MLM-head weights (sentence-transformers models such as all-MiniLM-L6-v2), which are then
+        freshly initialised (the output layer is tied to the word embeddings either way).
 
     Raises:
         EsBiomedError: ``source`` is neither a registered name nor a usable model directory.
@@ -176,7 +178,10 @@ def _load_hf_dir(
     )
     transformers = _require_tf_transformers()
     cls = transformers.TFBertForMaskedLM if for_mlm else transformers.TFBertModel
-    model = cls.from_pretrained(str(directory), from_pt=from_pt, local_files_only=True)
+    model, info = cls.from_pretrained(str(directory), from_pt=from_pt, local_files_only=True, output_loading_info=True)
+    if for_mlm:
+        missing = info.get("missing_keys", [])
+        _mark_head(model, loaded=not any(k.startswith(("cls", "mlm___cls")) for k in missing), source=directory)
     setattr(model.config, POOLING_CONFIG_KEY, getattr(model.config, POOLING_CONFIG_KEY, None) or pooling)
     return model, tokenizer
 
@@ -328,11 +333,13 @@ def _load_google_checkpoint(
         raise EsBiomedError(f"{prefix}: unreadable TensorFlow checkpoint: {exc}") from exc
     shapes = reader.get_variable_to_shape_map()
     names = {w.name: google_name(w.name) for w in model.weights}
+    head_loaded = True
     for group in _OPTIONAL_GROUPS:
         wanted = [g for g in names.values() if g.startswith(group)]
         if wanted and not any(g in shapes for g in wanted):
             logger.warning("%s has no %s* variables; those weights keep their fresh initialisation", prefix, group)
             names = {k: g for k, g in names.items() if not g.startswith(group)}
+            head_loaded = head_loaded and group != "cls/predictions/"
     problems: list[str] = []
     for weight in model.weights:
         gname = names.get(weight.name)
@@ -351,7 +358,20 @@ def _load_google_checkpoint(
         gname = names.get(weight.name)
         if gname is not None:
             weight.assign(reader.get_tensor(gname))
+    if for_mlm:
+        _mark_head(model, loaded=head_loaded, source=prefix)
     return model, tokenizer
+
+
+def _mark_head(model: Any, *, loaded: bool, source: Path) -> None:
+    """Record on a masked-LM model whether its MLM head came from the source (``model.mlm_head_from_source``)."""
+    model.mlm_head_from_source = loaded
+    if not loaded:
+        logger.warning(
+            "%s has no masked-LM head weights: the head (transform dense + LayerNorm, output bias) is freshly "
+            "initialised; its output layer is tied to the word embeddings",
+            source,
+        )
 
 
 def write_google_checkpoint(model: Any, tokenizer: Any, out_dir: str | os.PathLike[str]) -> Path:

@@ -46,6 +46,7 @@ from es_biomed.errors import EsBiomedError, RecordError, require
 
 __all__ = [
     "IGNORE_INDEX",
+    "PRESETS",
     "CorpusStats",
     "MlmConfig",
     "MlmMasker",
@@ -340,6 +341,15 @@ class MlmConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: Named configurations. ``cpu``: what runs on a 2-core machine in minutes. ``gpu``: one A100/H100-class GPU,
+#: float16 compute with dynamic loss scaling, the batch size of BERT's own pretraining (256) and a learning rate
+#: for it; not run in this repository's recorded results (no GPU was available).
+PRESETS: dict[str, MlmConfig] = {
+    "cpu": MlmConfig(),
+    "gpu": MlmConfig(batch_size=256, learning_rate=1e-4, mixed_precision=True, eval_batch_size=512, log_every=20),
+}
 
 
 @dataclass

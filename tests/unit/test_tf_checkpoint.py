@@ -374,3 +374,17 @@ def test_bad_corpus_line_is_named(tmp_path):
     path.write_text('{"id": "a", "abstract": "dna"}\n{"id": "b"}\n')
     with pytest.raises(RecordError, match=re.escape(f"{path}:2: field 'abstract'")):
         read_jsonl_texts(path)
+
+
+def test_tiny_pretraining_run(tokenizer):
+    from es_biomed.tfmodels.mlm import MlmConfig, pretrain_mlm
+
+    model = build(transformers.TFBertForMaskedLM, seed=11)
+    texts = ["the cancer patient ##s with tumor expression", "mice blood binding dna and rna virus in the liver"] * 4
+    ids = encode_documents(tokenizer, texts, max_seq_length=16)
+    config = MlmConfig(batch_size=4, max_steps=8, learning_rate=5e-3, warmup_fraction=0.0, eval_batch_size=8)
+    result = pretrain_mlm(model, tokenizer, ids, ids, config)
+    assert (result.steps, result.train_examples, result.stopped_by) == (8, 32, "max_steps")
+    # Texts of 7 and 10 pieces: round(0.15 * 7) = 1 and round(0.15 * 10) = 2 predictions, 4 copies of each.
+    assert result.heldout_predictions == 4 * 1 + 4 * 2
+    assert result.heldout_loss_after < result.heldout_loss_before
