@@ -261,6 +261,15 @@ def _batch_state(metas: Mapping[str, dict[str, Any]], first: str, write: str | N
     return "pending", final
 
 
+def _error_text(exc: Any) -> str:
+    """``Type: message`` of a failed task's result (the backend rebuilds the exception, or leaves its dict)."""
+    if isinstance(exc, BaseException):
+        return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, dict):
+        return f"{exc.get('exc_type', 'Error')}: {exc.get('exc_message', exc)}"
+    return str(exc)
+
+
 def job_status(app: Any, job_id: str) -> JobStatus:
     """Batches done, failed, running and pending; documents written; throughput and ETA."""
     job = load_job(app, job_id)
@@ -281,14 +290,11 @@ def job_status(app: Any, job_id: str) -> JobStatus:
             started.append(float(res.get("started", job.created)))
             finished.append(float(res.get("finished", time.time())))
         elif state == "failed":
-            exc = meta.get("result") or {}
             failures.append(
                 {
                     "batch": ref.n,
                     "task": meta.get("task_id") or first,
-                    "error": f"{exc.get('exc_type', '')}: {exc.get('exc_message', exc)}"
-                    if isinstance(exc, dict)
-                    else str(exc),
+                    "error": _error_text(meta.get("result")),
                     "file": ref.path,
                     "first_line": ref.first_line,
                 }

@@ -279,3 +279,28 @@ def test_es_workers_bulk_write_and_retry_an_overloaded_cluster(cluster, cord_sam
             w.stop()
     finally:
         server.shutdown()
+
+
+def test_failed_batches_are_reported_and_retried(cluster, cord_sample, tmp_path, toy_encoder):
+    """A permanent error (the index was built with another encoder) fails every batch without retries; status
+    names the error; once the cause is fixed, `retry-failed` resubmits exactly the failed batches."""
+    import shutil
+
+    from es_biomed.ingest.jobs import retry_failed
+
+    path, ids = cord_sample
+    index = tmp_path / "ix"
+    EmbeddedIndex.create(index, toy_encoder.info)  # 4-dim toy index: MiniLM's 384-dim vectors do not fit
+    cluster.worker(QUEUE, "embed")
+    cluster.worker(WRITE_QUEUE, "writer")
+    job = submit_job(cluster.app, str(path), Target("local", str(index), "all-MiniLM-L6-v2"), batch_size=30)
+    st = wait_finished(cluster.app, job.id)
+    assert (st.done, st.failed, st.documents) == (0, 2, 0)
+    assert [f["batch"] for f in st.failures] == [0, 1]
+    assert all(f["error"].startswith("EncoderMismatchError") for f in st.failures), st.failures
+    shutil.rmtree(index)  # the fix: drop the wrong index
+    assert retry_failed(cluster.app, job.id) == [0, 1]
+    st = wait_finished(cluster.app, job.id)
+    assert (st.done, st.failed, st.documents) == (2, 0, 60)
+    assert_indexed_exactly(index, ids)
+    assert retry_failed(cluster.app, job.id) == []
