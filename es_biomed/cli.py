@@ -648,12 +648,15 @@ def _wait(app: Any, job_id: str, as_json: bool, interval: float = 2.0) -> None:
 
     from es_biomed.ingest.jobs import job_status
 
+    last = None
     while True:
         st = job_status(app, job_id)
         if st.finished:
             break
-        if not as_json:
+        progress = (st.done, st.failed, st.running, st.pending)
+        if not as_json and progress != last:  # one line per change, not per poll
             _print_status(st, False)
+            last = progress
         time.sleep(interval)
     _print_status(st, as_json)
     if st.failed:
