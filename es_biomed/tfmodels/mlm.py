@@ -77,6 +77,7 @@ class CorpusStats:
     train_docs: int
     heldout_docs: int
     duplicates_skipped: int
+    #: Documents written per input (keyed by its file or directory name).
     per_source: dict[str, int]
     train_path: str
     heldout_path: str
@@ -107,7 +108,8 @@ def build_mlm_corpus(
         sources: Corpus files or directories in any format :func:`~es_biomed.corpus.readers.iter_documents`
             reads (BEIR, BREATHE, CORD-19 ``metadata.csv``, BioASQ SQuAD JSON: its deduplicated contexts).
         out_dir: Output directory; receives ``train.jsonl``, ``heldout.jsonl`` and ``stats.json``.
-        heldout_fraction: Share of documents held out (decided per document by a hash of ``source:id``).
+        heldout_fraction: Share of documents held out (decided per document by a hash of the source's file name
+            and the document id).
         seed: Changes which documents are held out.
 
     Returns:
@@ -139,10 +141,10 @@ def build_mlm_corpus(
                 seen.add(key)
                 record = doc.to_json()
                 record["source"] = record.get("source") or src_name
-                split = "heldout" if _heldout(f"{record['source']}:{doc.id}", heldout_fraction, seed) else "train"
+                split = "heldout" if _heldout(f"{src_name}:{doc.id}", heldout_fraction, seed) else "train"
                 (held_fh if split == "heldout" else train_fh).write(json.dumps(record, ensure_ascii=False) + "\n")
                 counts[split] += 1
-                per_source[record["source"]] = per_source.get(record["source"], 0) + 1
+                per_source[src_name] = per_source.get(src_name, 0) + 1
     stats = CorpusStats(
         train_docs=counts["train"],
         heldout_docs=counts["heldout"],
