@@ -388,3 +388,21 @@ def test_tiny_pretraining_run(tokenizer):
     # Texts of 7 and 10 pieces: round(0.15 * 7) = 1 and round(0.15 * 10) = 2 predictions, 4 copies of each.
     assert result.heldout_predictions == 4 * 1 + 4 * 2
     assert result.heldout_loss_after < result.heldout_loss_before
+
+
+def test_mixed_precision_step_runs(tokenizer):
+    """The GPU preset's float16 path (loss scaling) also runs, slowly, on a CPU."""
+    from es_biomed.tfmodels.mlm import PRESETS, MlmConfig, pretrain_mlm, set_mixed_precision
+
+    assert PRESETS["gpu"].mixed_precision and PRESETS["gpu"].batch_size == 256
+    set_mixed_precision(True)
+    try:
+        model = build(transformers.TFBertForMaskedLM, seed=12)
+        assert model.bert.encoder.layer[0].attention.self_attention.query.compute_dtype == "float16"
+        ids = encode_documents(tokenizer, ["the cancer patient ##s with tumor expression"] * 4, max_seq_length=16)
+        config = MlmConfig(batch_size=4, max_steps=4, learning_rate=5e-3, warmup_fraction=0.0, mixed_precision=True)
+        result = pretrain_mlm(model, tokenizer, ids, ids, config)
+    finally:
+        set_mixed_precision(False)
+    assert result.steps == 4
+    assert np.isfinite(result.heldout_loss_after) and result.heldout_loss_after < result.heldout_loss_before
