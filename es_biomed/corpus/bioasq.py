@@ -17,15 +17,26 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from es_biomed.corpus.types import Document, RetrievalSet, SourceRef
 from es_biomed.errors import RecordError
 
-__all__ = ["DEFAULT_JACCARD", "jaccard", "tokens", "context_id", "load_bioasq"]
+__all__ = [
+    "DEFAULT_JACCARD",
+    "DEFAULT_DEV_FRACTION",
+    "jaccard",
+    "tokens",
+    "context_id",
+    "load_bioasq",
+    "split_by_question",
+    "load_bioasq_split",
+]
 
 DEFAULT_JACCARD = 0.30
+#: Share of questions :func:`split_by_question` puts in the dev split.
+DEFAULT_DEV_FRACTION = 0.20
 _WORD = re.compile(r"\w+")
 
 
@@ -125,3 +136,78 @@ def load_bioasq(files: Iterable[str | os.PathLike[str]], threshold: float | None
         ignore={q: s for q, s in ignore.items() if q in kept_q},
         stats=stats,
     )
+
+
+def split_by_question(
+    questions: Mapping[str, str], dev_fraction: float = DEFAULT_DEV_FRACTION, salt: str = "es-biomed"
+) -> tuple[list[str], list[str]]:
+    """Split question ids into train and dev, deterministically and question-disjointly.
+
+    A question goes to dev when ``int(sha1(salt + "\\n" + normalized text)[:8], 16) / 2**32 < dev_fraction``,
+    the normalized text being the lowercased question with whitespace collapsed. Hashing the text rather than
+    the id keeps a question asked twice under two ids (7b-train has one) on one side. The split depends on
+    nothing but the question texts and ``salt``: no random state, stable across runs, machines and files.
+
+    Args:
+        questions: ``{qid: question text}`` (e.g. ``load_bioasq(files, None).queries``).
+        dev_fraction: Expected share of dev questions, in ``[0, 1]``.
+        salt: Changes the split; keep the default to reproduce published numbers.
+
+    Returns:
+        ``(train_ids, dev_ids)``, each sorted.
+
+    Raises:
+        ValueError: ``dev_fraction`` is outside ``[0, 1]``.
+
+    Example:
+        >>> split_by_question({"a": "What is BRCA1?", "b": "what is  brca1?", "c": "Which gene causes CF?"})
+        (['a', 'b', 'c'], [])
+    """
+    if not 0.0 <= dev_fraction <= 1.0:
+        raise ValueError(f"dev_fraction must be in [0, 1], got {dev_fraction!r}")
+    train, dev = [], []
+    for qid, text in questions.items():
+        norm = " ".join(text.lower().split())
+        bucket = int(hashlib.sha1(f"{salt}\n{norm}".encode()).hexdigest()[:8], 16) / 2**32
+        (dev if bucket < dev_fraction else train).append(qid)
+    return sorted(train), sorted(dev)
+
+
+def load_bioasq_split(
+    files: Iterable[str | os.PathLike[str]],
+    question_ids: Collection[str],
+    threshold: float | None = DEFAULT_JACCARD,
+) -> RetrievalSet:
+    """The retrieval set of a subset of questions: the paper's protocol restricted to one split.
+
+    The corpus is every context of the given questions (also those whose pairs the Jaccard rule removes), the
+    queries are those questions, and the Jaccard rule applies as in :func:`load_bioasq`.
+
+    Args:
+        files: SQuAD v1 JSON files.
+        question_ids: Question ids to keep (ids unknown to the files are ignored).
+        threshold: Jaccard threshold; ``None`` keeps every pair.
+
+    Returns:
+        A :class:`RetrievalSet` whose ``stats`` are recounted over the subset (same keys as :func:`load_bioasq`).
+    """
+    files = list(files)
+    keep = set(question_ids)
+    every = load_bioasq(files, None)
+    rules = load_bioasq(files, threshold) if threshold is not None else every
+    pairs = {(q, c) for q in keep & set(every.qrels) for c in every.qrels[q]}
+    corpus = {c: every.corpus[c] for c in sorted({c for _, c in pairs})}
+    queries = {q: t for q, t in rules.queries.items() if q in keep}
+    qrels = {q: dict(rules.qrels[q]) for q in queries}
+    ignore = {q: set(rules.ignore[q]) for q in queries if q in rules.ignore}
+    removed = len(pairs) - sum(len(v) for v in qrels.values())
+    stats = {
+        "pairs_total": len(pairs),
+        "pairs_kept": len(pairs) - removed,
+        "pairs_removed": removed,
+        "questions_total": len(keep & set(every.queries)),
+        "questions_kept": len(queries),
+        "contexts": len(corpus),
+        "jaccard_threshold": threshold,
+    }
+    return RetrievalSet(corpus=corpus, queries=queries, qrels=qrels, ignore=ignore, stats=stats)

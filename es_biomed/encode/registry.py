@@ -1,6 +1,8 @@
 """Resolve ``--encoder NAME|PATH`` to an :class:`~es_biomed.encode.base.Encoder`.
 
-Named models live in ``models.json`` (data, not code). A path is inspected: a TensorFlow SavedModel /
+Named models live in ``models.json`` (data, not code). An entry ships its files either in another Python package
+(``"package"`` plus ``"path_function"``, a function returning the model directory) or inside es-biomed itself
+(``"path"``, a directory relative to this package, e.g. ``"weights/biomed-minilm"``). A path is inspected: a TensorFlow SavedModel /
 TF-Hub module (``saved_model.pb`` or ``tfhub_module.pb``) goes to the TF backend, a Hugging Face
 directory (``config.json`` plus weights) to the torch backend.
 """
@@ -38,8 +40,22 @@ def known_encoders() -> list[str]:
 
 
 def resolve_model_path(name: str) -> Path:
-    """Directory holding a registered model's files."""
+    """Directory holding a registered model's files.
+
+    Raises:
+        KeyError: ``name`` is not registered.
+        EsBiomedError: a model shipped inside es-biomed is missing its files (package data not installed).
+        MissingDependencyError: the package that ships the model is not installed.
+    """
     spec = _registry()[name]
+    if "path" in spec:
+        path = Path(__file__).parent / spec["path"]
+        if not (path / "config.json").is_file():
+            raise EsBiomedError(
+                f"encoder {name!r} should ship with es-biomed at {path}, but its files are missing; "
+                "reinstall es-biomed (the weights are package data)"
+            )
+        return path
     try:
         module = importlib.import_module(spec["package"])
     except ImportError as exc:

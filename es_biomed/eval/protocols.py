@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from es_biomed.backends.embedded import EmbeddedIndex
-from es_biomed.corpus.bioasq import DEFAULT_JACCARD, load_bioasq
+from es_biomed.corpus.bioasq import DEFAULT_JACCARD, load_bioasq, load_bioasq_split
 from es_biomed.corpus.readers import load_beir
 from es_biomed.corpus.types import RetrievalSet, Run
 from es_biomed.encode.base import Encoder
@@ -22,7 +22,15 @@ from es_biomed.eval.metrics import evaluate
 from es_biomed.ingest.local import index_documents
 from es_biomed.query.plan import SearchPlan
 
-__all__ = ["SEED", "BEIR_RUNS", "evaluate_beir", "evaluate_bioasq", "run_modes", "ensure_index"]
+__all__ = [
+    "SEED",
+    "BEIR_RUNS",
+    "evaluate_beir",
+    "evaluate_bioasq",
+    "evaluate_bioasq_questions",
+    "run_modes",
+    "ensure_index",
+]
 
 SEED = 42
 #: Output name -> SearchPlan mode.
@@ -158,6 +166,61 @@ def evaluate_bioasq(
             encoder,
             plan,
             files=[str(Path(f)) for f in files],
+            windows=list(windows),
+            stats=ds.stats,
+            documents=index.count(),
+            queries=len(ds.queries),
+        ),
+    }
+
+
+def evaluate_bioasq_questions(
+    files: Sequence[str | os.PathLike[str]],
+    question_ids: Collection[str],
+    index_path: Any,
+    encoder: Encoder,
+    plan: SearchPlan,
+    windows: Sequence[int] = (20, 30, 40, 50),
+    threshold: float | None = DEFAULT_JACCARD,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """:func:`evaluate_bioasq` restricted to a subset of questions (a held-out split).
+
+    The corpus is the contexts of ``question_ids`` only, the queries are those questions, and the Jaccard rule
+    applies as in the paper (see :func:`es_biomed.corpus.bioasq.load_bioasq_split`). Use it with the dev ids
+    of :func:`es_biomed.corpus.bioasq.split_by_question` to evaluate a model trained on the other questions.
+
+    Returns:
+        The same layout as :func:`evaluate_bioasq`; ``config`` also holds ``question_ids`` (their count) and
+        ``question_ids_sha256`` (sha256 of the sorted ids joined by newlines).
+    """
+    import hashlib
+
+    _seed()
+    ds = load_bioasq_split(files, question_ids, threshold)
+    index = ensure_index(ds, index_path, encoder, show_progress)
+    depth = max(max(windows), 10 + max((len(v) for v in ds.ignore.values()), default=0))
+    plans = {"bm25": plan.replace(mode="bm25", k=depth)}
+    for w in windows:
+        plans[f"rerank@{w}"] = plan.replace(mode="rerank", window_size=w, k=max(w, 10))
+    runs = run_modes(index, ds, encoder, plans, show_progress)
+    mrr = ("MRR@5", "MRR@10")
+    bm25 = evaluate(ds.qrels, runs["bm25"], mrr, ds.ignore)
+    table = {
+        "bm25": {str(w): dict(bm25) for w in windows},
+        "bm25+rerank": {str(w): evaluate(ds.qrels, runs[f"rerank@{w}"], mrr, ds.ignore) for w in windows},
+    }
+    ids = sorted(set(question_ids))
+    return {
+        "table": table,
+        "pairs_kept": ds.stats["pairs_kept"],
+        "pairs_removed": ds.stats["pairs_removed"],
+        "config": _config(
+            encoder,
+            plan,
+            files=[str(Path(f)) for f in files],
+            question_ids=len(ids),
+            question_ids_sha256=hashlib.sha256("\n".join(ids).encode()).hexdigest(),
             windows=list(windows),
             stats=ds.stats,
             documents=index.count(),
