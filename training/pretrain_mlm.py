@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--max-seq-length", type=int)
     parser.add_argument("--whole-word", action="store_true", help="whole-word masking")
+    parser.add_argument("--head-only", action="store_true", help="train only the MLM head (baseline)")
     parser.add_argument("--max-train-docs", type=int, help="use only the first N training documents")
     parser.add_argument("--max-heldout-seqs", type=int, default=256, help="held-out sequences scored")
     parser.add_argument("--seed", type=int, default=42)
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "learning_rate": args.learning_rate,
         "max_seq_length": args.max_seq_length,
         "whole_word": args.whole_word or None,
+        "head_only": args.head_only or None,
         "seed": args.seed,
     }
     config = dataclasses.replace(PRESETS[args.preset], **{k: v for k, v in overrides.items() if v is not None})

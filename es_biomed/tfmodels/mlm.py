@@ -336,6 +336,9 @@ class MlmConfig:
     #: Float16 compute with loss scaling (``tf.keras.mixed_precision``); GPU only. Call
     #: :func:`set_mixed_precision` *before* building the model.
     mixed_precision: bool = False
+    #: Train only the masked-LM head's transform and output bias (encoder and tied word embeddings frozen): the
+    #: baseline that separates learning a fresh head from adapting the encoder.
+    head_only: bool = False
     eval_batch_size: int = 64
     seed: int = 42
     #: Log the training loss every this many steps.
@@ -508,7 +511,10 @@ def pretrain_mlm(
     )
     if config.mixed_precision:
         optimizer = _keras().mixed_precision.LossScaleOptimizer(optimizer)
-    variables = model.trainable_variables
+    variables = model.mlm.trainable_variables if config.head_only else model.trainable_variables
+    if config.head_only:
+        embeddings = {id(v) for v in model.bert.embeddings.trainable_variables}
+        variables = [v for v in variables if id(v) not in embeddings]  # the tied output matrix stays frozen
     spec = tf.TensorSpec([None, None], tf.int32)
 
     @tf.function(input_signature=[spec, spec])
