@@ -52,7 +52,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def run(workers: int, corpus: Path, batch_size: int, tmp: Path) -> dict[str, object]:
+def run(workers: int, corpus: Path, batch_size: int, tmp: Path, threads: int = 1) -> dict[str, object]:
     from es_biomed.ingest.jobs import Target, batch_task_ids, job_status, submit_job
     from es_biomed.ingest.queue import QUEUE, WRITE_QUEUE, make_app
 
@@ -63,6 +63,7 @@ def run(workers: int, corpus: Path, batch_size: int, tmp: Path) -> dict[str, obj
         "USE_TF": "0",
         "PYTHONPATH": str(REPO),
         "ES_BIOMED_PRELOAD_ENCODER": "all-MiniLM-L6-v2",  # model load stays out of the measured span
+        "ES_BIOMED_WORKER_THREADS": str(threads),
     }
     procs = []
     try:
@@ -81,6 +82,7 @@ def run(workers: int, corpus: Path, batch_size: int, tmp: Path) -> dict[str, obj
         span = max(r["finished"] for r in results) - min(r["started"] for r in results)
         return {
             "workers": workers,
+            "threads_per_worker": threads,
             "batches": st.batches,
             "failed": st.failed,
             "documents": st.documents,
@@ -105,6 +107,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="Use only the first N records (0: all).")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--threads", type=int, default=1, help="Compute threads per worker process.")
+    ap.add_argument("--name", default="bench_workers", help="Result file name in benchmarks/results/.")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     try:
@@ -116,13 +120,13 @@ def main() -> None:
                     if i >= args.limit:
                         break
                     dst.write(line)
-        runs = [run(n, corpus, args.batch_size, tmp) for n in args.workers]
+        runs = [run(n, corpus, args.batch_size, tmp, args.threads) for n in args.workers]
         base = runs[0]["docs_per_s"]
         for r in runs:
             r["speedup"] = round(r["docs_per_s"] / base, 2) if base and r["docs_per_s"] else None  # type: ignore[operator]
             print(json.dumps(r))
         out = save(
-            "bench_workers",
+            args.name,
             {"corpus": str(args.corpus), "limit": args.limit, "batch_size": args.batch_size, "runs": runs},
         )
         print(f"saved {out}")
