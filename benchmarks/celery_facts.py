@@ -218,6 +218,14 @@ class Lab:
         state = res.state
         return state, (repr(res.result)[:200] if state in ("FAILURE", "SUCCESS") else None)
 
+    def wait_state(self, task_id: str, timeout: float) -> str:
+        """Poll until the task's state is SUCCESS or FAILURE (the task's last write precedes the worker's
+        result write by a few ms) or ``timeout`` passes; returns the last state read."""
+        deadline = time.monotonic() + timeout
+        while (st := self.state(task_id)[0]) not in ("SUCCESS", "FAILURE") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return st
+
     def broker_snapshot(self) -> dict[str, int]:
         return {
             "queue_len": int(self.r.llen(QUEUE)),
@@ -314,7 +322,7 @@ def fact1_run(lab_: Lab, env: dict[str, str], key: str, idle_s: float, timeout: 
             redelivered_flag=second["redelivered"],
         )
         lab_.wait_ends(key, 1, 15)
-        run["final_state"] = lab_.state(task_id)[0]
+        run["final_state"] = lab_.wait_state(task_id, 10)
         run["executions"] = int(lab_.r.get(f"{key}:count") or 0)
     else:
         run.update(redelivered=False, not_redelivered_within_s=timeout)
