@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         encode_documents,
         pretrain_mlm,
         read_jsonl_texts,
+        seed_everything,
         set_mixed_precision,
         transfer_encoder_weights,
     )
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     corpus_stats = json.loads((corpus_dir / "stats.json").read_text())
 
     set_mixed_precision(config.mixed_precision)
+    seed_everything(config.seed)  # a freshly initialised MLM head is then the same on every run
     model, tokenizer = load_bert(args.model, for_mlm=True)
     t0 = time.perf_counter()
     train_ids = encode_documents(

@@ -57,6 +57,7 @@ __all__ = [
     "mlm_loss",
     "pretrain_mlm",
     "read_jsonl_texts",
+    "seed_everything",
     "set_mixed_precision",
     "transfer_encoder_weights",
 ]
@@ -390,6 +391,11 @@ def set_mixed_precision(enabled: bool) -> None:
     """
     keras = _keras()
     keras.mixed_precision.set_global_policy("mixed_float16" if enabled else "float32")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow (weight initialisation, dropout) through Keras."""
+    _keras().utils.set_random_seed(seed)
 
 
 def _keras() -> Any:
