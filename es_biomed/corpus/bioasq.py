@@ -165,7 +165,8 @@ def split_by_question(
     """
     if not 0.0 <= dev_fraction <= 1.0:
         raise ValueError(f"dev_fraction must be in [0, 1], got {dev_fraction!r}")
-    train, dev = [], []
+    train: list[str] = []
+    dev: list[str] = []
     for qid, text in questions.items():
         norm = " ".join(text.lower().split())
         bucket = int(hashlib.sha1(f"{salt}\n{norm}".encode()).hexdigest()[:8], 16) / 2**32
