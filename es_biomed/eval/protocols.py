@@ -125,6 +125,44 @@ def evaluate_beir(
     }
 
 
+def _table9(
+    ds: RetrievalSet,
+    index_path: Any,
+    encoder: Encoder,
+    plan: SearchPlan,
+    windows: Sequence[int],
+    show_progress: bool,
+    **config: Any,
+) -> dict[str, Any]:
+    """Index ``ds``'s contexts, run BM25 and the rerank at every window, and score MRR@5 / MRR@10."""
+    index = ensure_index(ds, index_path, encoder, show_progress)
+    depth = max(max(windows), 10 + max((len(v) for v in ds.ignore.values()), default=0))
+    plans = {"bm25": plan.replace(mode="bm25", k=depth)}
+    for w in windows:
+        plans[f"rerank@{w}"] = plan.replace(mode="rerank", window_size=w, k=max(w, 10))
+    runs = run_modes(index, ds, encoder, plans, show_progress)
+    mrr = ("MRR@5", "MRR@10")
+    bm25 = evaluate(ds.qrels, runs["bm25"], mrr, ds.ignore)
+    table = {
+        "bm25": {str(w): dict(bm25) for w in windows},
+        "bm25+rerank": {str(w): evaluate(ds.qrels, runs[f"rerank@{w}"], mrr, ds.ignore) for w in windows},
+    }
+    return {
+        "table": table,
+        "pairs_kept": ds.stats["pairs_kept"],
+        "pairs_removed": ds.stats["pairs_removed"],
+        "config": _config(
+            encoder,
+            plan,
+            **config,
+            windows=list(windows),
+            stats=ds.stats,
+            documents=index.count(),
+            queries=len(ds.queries),
+        ),
+    }
+
+
 def evaluate_bioasq(
     files: Sequence[str | os.PathLike[str]],
     index_path: Any,
@@ -146,32 +184,7 @@ def evaluate_bioasq(
     """
     _seed()
     ds = load_bioasq(files, threshold)
-    index = ensure_index(ds, index_path, encoder, show_progress)
-    depth = max(max(windows), 10 + max((len(v) for v in ds.ignore.values()), default=0))
-    plans = {"bm25": plan.replace(mode="bm25", k=depth)}
-    for w in windows:
-        plans[f"rerank@{w}"] = plan.replace(mode="rerank", window_size=w, k=max(w, 10))
-    runs = run_modes(index, ds, encoder, plans, show_progress)
-    mrr = ("MRR@5", "MRR@10")
-    bm25 = evaluate(ds.qrels, runs["bm25"], mrr, ds.ignore)
-    table = {
-        "bm25": {str(w): dict(bm25) for w in windows},
-        "bm25+rerank": {str(w): evaluate(ds.qrels, runs[f"rerank@{w}"], mrr, ds.ignore) for w in windows},
-    }
-    return {
-        "table": table,
-        "pairs_kept": ds.stats["pairs_kept"],
-        "pairs_removed": ds.stats["pairs_removed"],
-        "config": _config(
-            encoder,
-            plan,
-            files=[str(Path(f)) for f in files],
-            windows=list(windows),
-            stats=ds.stats,
-            documents=index.count(),
-            queries=len(ds.queries),
-        ),
-    }
+    return _table9(ds, index_path, encoder, plan, windows, show_progress, files=[str(Path(f)) for f in files])
 
 
 def evaluate_bioasq_questions(
@@ -198,32 +211,15 @@ def evaluate_bioasq_questions(
 
     _seed()
     ds = load_bioasq_split(files, question_ids, threshold)
-    index = ensure_index(ds, index_path, encoder, show_progress)
-    depth = max(max(windows), 10 + max((len(v) for v in ds.ignore.values()), default=0))
-    plans = {"bm25": plan.replace(mode="bm25", k=depth)}
-    for w in windows:
-        plans[f"rerank@{w}"] = plan.replace(mode="rerank", window_size=w, k=max(w, 10))
-    runs = run_modes(index, ds, encoder, plans, show_progress)
-    mrr = ("MRR@5", "MRR@10")
-    bm25 = evaluate(ds.qrels, runs["bm25"], mrr, ds.ignore)
-    table = {
-        "bm25": {str(w): dict(bm25) for w in windows},
-        "bm25+rerank": {str(w): evaluate(ds.qrels, runs[f"rerank@{w}"], mrr, ds.ignore) for w in windows},
-    }
     ids = sorted(set(question_ids))
-    return {
-        "table": table,
-        "pairs_kept": ds.stats["pairs_kept"],
-        "pairs_removed": ds.stats["pairs_removed"],
-        "config": _config(
-            encoder,
-            plan,
-            files=[str(Path(f)) for f in files],
-            question_ids=len(ids),
-            question_ids_sha256=hashlib.sha256("\n".join(ids).encode()).hexdigest(),
-            windows=list(windows),
-            stats=ds.stats,
-            documents=index.count(),
-            queries=len(ds.queries),
-        ),
-    }
+    return _table9(
+        ds,
+        index_path,
+        encoder,
+        plan,
+        windows,
+        show_progress,
+        files=[str(Path(f)) for f in files],
+        question_ids=len(ids),
+        question_ids_sha256=hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+    )
