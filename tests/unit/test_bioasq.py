@@ -66,11 +66,20 @@ def test_index_format_bioasq_yields_the_deduplicated_contexts(tmp_path):
     from es_biomed.corpus import iter_documents
 
     f = tmp_path / "b.json"
-    f.write_text(json.dumps(squad([
-        {"context": "Context one.", "qas": [{"id": "Q1_000", "question": "q?"}]},
-        {"context": "Context  one.", "qas": [{"id": "Q2_000", "question": "r?"}]},  # same after whitespace folding
-        {"context": "Context two.", "qas": [{"id": "Q1_001", "question": "q?"}]},
-    ])))
+    f.write_text(
+        json.dumps(
+            squad(
+                [
+                    {"context": "Context one.", "qas": [{"id": "Q1_000", "question": "q?"}]},
+                    {
+                        "context": "Context  one.",
+                        "qas": [{"id": "Q2_000", "question": "r?"}],
+                    },  # same after whitespace folding
+                    {"context": "Context two.", "qas": [{"id": "Q1_001", "question": "q?"}]},
+                ]
+            )
+        )
+    )
     docs = list(iter_documents(f, "bioasq"))
     assert [d.abstract for d in docs] == ["Context one.", "Context two."]
     assert {d.source for d in docs} == {"bioasq"} and docs[0].id == context_id("Context one.")
