@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
+    from es_biomed.eval.report import merge_run_record
     from es_biomed.eval.task_metrics import ner_scores
     from es_biomed.tfmodels.bert import load_bert
     from es_biomed.tfmodels.heads import TrainConfig, build_head, fit, predict
@@ -86,16 +87,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         (args.save_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
         bert.config.to_json_file(str(args.save_dir / "bert_config.json"))
     if args.results:
-        merge_results(args.results, args.name or args.data_dir.name, record)
+        merge_run_record(args.results, args.name or args.data_dir.name, record)
     return record
-
-
-def merge_results(path: Path, key: str, record: dict[str, Any]) -> None:
-    """Write ``record`` under ``runs[key]`` of the JSON file at ``path``, keeping the other runs."""
-    data = json.loads(path.read_text()) if path.exists() else {"runs": {}}
-    data["runs"][key] = record
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import platform
 import statistics
@@ -47,6 +46,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
+    from es_biomed.eval.report import merge_run_record
     from es_biomed.eval.task_metrics import re_scores
     from es_biomed.tfmodels.bert import load_bert
     from es_biomed.tfmodels.heads import TrainConfig, build_head, fit, predict
@@ -107,16 +107,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     logging.info("%s summary over folds %s: %s", args.data_dir.name, record["folds_run"], summary)
     if args.results:
-        merge_results(args.results, args.name or args.data_dir.name, record)
+        merge_run_record(args.results, args.name or args.data_dir.name, record)
     return record
-
-
-def merge_results(path: Path, key: str, record: dict[str, Any]) -> None:
-    """Write ``record`` under ``runs[key]`` of the JSON file at ``path``, keeping the other runs."""
-    data = json.loads(path.read_text()) if path.exists() else {"runs": {}}
-    data["runs"][key] = record
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
-"""Markdown renderings of evaluation results."""
+"""Markdown renderings of evaluation results, and the JSON results files of training runs."""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any
 
-__all__ = ["beir_markdown", "bioasq_markdown"]
+__all__ = ["beir_markdown", "bioasq_markdown", "merge_run_record"]
 
 
 def beir_markdown(result: dict[str, Any], digits: int = 4) -> str:
@@ -33,3 +36,12 @@ def bioasq_markdown(result: dict[str, Any], digits: int = 4) -> str:
         f"pairs kept: {result['pairs_kept']}, pairs removed (Jaccard > {result['config']['stats']['jaccard_threshold']}): {result['pairs_removed']}"
     )
     return "\n".join(lines) + "\n"
+
+
+def merge_run_record(path: str | os.PathLike[str], key: str, record: dict[str, Any]) -> None:
+    """Write ``record`` under ``runs[key]`` of the JSON results file at ``path``, keeping its other runs."""
+    p = Path(path)
+    data = json.loads(p.read_text()) if p.exists() else {"runs": {}}
+    data.setdefault("runs", {})[key] = record
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(data, indent=2) + "\n")
