@@ -23,7 +23,6 @@ Encoders turn examples into :class:`Features` (ragged token ids, padded per batc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from es_biomed.errors import EsBiomedError, RecordError
+from es_biomed.tfmodels.retrieval import sha256_file
 
 __all__ = [
     "BIO_TAGS",
@@ -381,13 +381,8 @@ def split_questions(
     return train, dev
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes (recorded beside results so a run names the exact data it used)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+#: Hex SHA-256 of a file's bytes (recorded beside results so a run names the exact data it used).
+file_sha256 = sha256_file
 
 
 # -- encoders -----------------------------------------------------------------------------------------------------
