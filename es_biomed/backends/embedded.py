@@ -154,6 +154,12 @@ class EmbeddedIndex:
     def exists(path: str | os.PathLike[str]) -> bool:
         return (Path(path) / META_FILE).exists()
 
+    @staticmethod
+    def read_config(path: str | os.PathLike[str]) -> IndexConfig | None:
+        """The stored configuration of the index at ``path`` (None if there is none), without opening it."""
+        meta = Path(path) / META_FILE
+        return IndexConfig.from_dict(json.loads(meta.read_text())) if meta.exists() else None
+
     def reload(self) -> None:
         """Pick up what writers have committed since the index was opened."""
         self._index.reload()

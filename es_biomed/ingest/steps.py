@@ -104,7 +104,8 @@ def embed_batch(ref: BatchRef, job_id: str, index: str, encoder: str | Encoder, 
     before = sink.count
     docs = read_batch(ref, on_error="quarantine", sink=sink)
     encoder = load_worker_encoder(encoder) if isinstance(encoder, str) else encoder
-    passages = EmbeddedIndex(index).config.passages if EmbeddedIndex.exists(index) else PassageConfig()
+    cfg = EmbeddedIndex.read_config(index)  # the meta file only: opening the index would load every id
+    passages = cfg.passages if cfg is not None else PassageConfig()
     _, blocks = embed_passages(docs, encoder, passages) if docs else ([], [])
     out = _spool_dir(index, job_id)
     out.mkdir(parents=True, exist_ok=True)
