@@ -8,7 +8,7 @@ SAMPLE := data/scifact-sample
 DEMO_INDEX := indexes/scifact-sample
 DEMO_QUERY ?= Ribosomopathies have a low degree of cell and tissue specific pathology.
 
-.PHONY: demo test test-unit test-cov check bench clean
+.PHONY: demo test test-unit test-live test-cov check bench clean opensearch opensearch-stop elasticsearch elasticsearch-stop engines engines-stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(VENV)/.stamp-demo: setup.cfg pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.stamp-test: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[torch,tf,es,workers,dev]'
+	$(BIN)/pip install -q -e '.[torch,tf,es,opensearch,workers,dev]'
 	touch $@ $(VENV)/.stamp-demo
 
 demo: $(VENV)/.stamp-demo
@@ -31,6 +31,10 @@ demo: $(VENV)/.stamp-demo
 
 test: $(VENV)/.stamp-test
 	$(BIN)/python -m pytest tests
+
+# Live tier only, against the nodes started by `make engines` (or ES_URL / OPENSEARCH_URL of your own clusters).
+test-live: $(VENV)/.stamp-test
+	$(BIN)/python -m pytest tests/live
 
 test-unit: $(VENV)/.stamp-test
 	$(BIN)/python -m pytest tests/unit
@@ -49,3 +53,22 @@ bench: $(VENV)/.stamp-test
 
 clean:
 	rm -rf $(DEMO_INDEX) runs/demo
+
+# Real single-node engines from Maven Central jars (tests/engines/*): started in the background with a PID file
+# under .engines/<engine>/, waited on until the cluster is yellow; the URL is printed and kept in .engines/<engine>/url.
+# Java: OpenSearch 3 and Elasticsearch 9 need Java 21+ (Temurin 25 where it lies; JAVA_HOME overrides).
+opensearch:
+	@tests/engines/opensearch/node.sh start
+
+opensearch-stop:
+	@tests/engines/opensearch/node.sh stop
+
+elasticsearch:
+	@tests/engines/elasticsearch/node.sh start
+
+elasticsearch-stop:
+	@tests/engines/elasticsearch/node.sh stop
+
+engines: opensearch elasticsearch
+
+engines-stop: opensearch-stop elasticsearch-stop

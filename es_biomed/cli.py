@@ -3,9 +3,10 @@
 The CLI parses arguments and calls library functions; heavy modules are imported inside each command so
 ``es-biomed --help`` stays fast. Exit codes: 0 success, 1 error, 3 records were rejected (quarantined).
 
-Backends: ``--backend embedded`` (default; ``--index`` is a directory) or ``--backend es`` (Elasticsearch;
-connection from ``ES_URL``, ``ES_API_KEY`` or ``ES_USERNAME``/``ES_PASSWORD``, ``ES_CA_CERTS``; ``--index``
-names the alias, default ``es-biomed``).
+Backends: ``--backend embedded`` (default; ``--index`` is a directory), ``--backend es`` (Elasticsearch;
+connection from ``ES_URL``, ``ES_API_KEY`` or ``ES_USERNAME``/``ES_PASSWORD``, ``ES_CA_CERTS``) or
+``--backend opensearch`` (``OPENSEARCH_URL``, ``OPENSEARCH_USERNAME``/``OPENSEARCH_PASSWORD``,
+``OPENSEARCH_CA_CERTS``); for a cluster ``--index`` names the alias, default ``es-biomed``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 import click
 
 EXIT_REJECTED = 3
-BACKENDS = ("embedded", "es")
+BACKENDS = ("embedded", "es", "opensearch")
+CLUSTER_ENGINES = {"es": "elasticsearch", "opensearch": "opensearch"}
 MODES = ("bm25", "rerank", "dense", "hybrid", "hybrid_rerank")
 
 
@@ -36,6 +38,12 @@ def _errors() -> tuple[type[BaseException], ...]:
 
         errors.append(elasticsearch.ApiError)
         errors.append(elasticsearch.TransportError)
+    except ImportError:
+        pass
+    try:
+        import opensearchpy
+
+        errors.append(opensearchpy.OpenSearchException)
     except ImportError:
         pass
     try:  # broker unreachable (ingest commands)
@@ -58,12 +66,13 @@ def _load_encoder(name: str | None, index_path: str | None = None) -> Any:
     return load_encoder(name)
 
 
-def _es_backend(alias: str | None) -> Any:
-    """An ElasticsearchBackend configured from the environment (credentials never printed)."""
-    from es_biomed.backends.elasticsearch import ElasticsearchBackend, ESConfig, make_client
+def _es_backend(alias: str | None, backend: str = "es") -> Any:
+    """A cluster backend (``es`` or ``opensearch``) configured from the environment, after checking that the
+    server answers and is that engine (credentials never printed)."""
+    from es_biomed.backends.cluster import ClusterBackend, ClusterConfig
 
-    cfg = ESConfig.from_env(alias=alias)
-    return ElasticsearchBackend(make_client(cfg), alias=cfg.alias)
+    cfg = ClusterConfig.from_env(engine=CLUSTER_ENGINES.get(backend, backend), alias=alias)
+    return ClusterBackend.connect(cfg)
 
 
 def _require_index(backend: str, index_path: str | None) -> None:
@@ -80,7 +89,7 @@ backend_option = click.option(
     type=click.Choice(BACKENDS),
     default="embedded",
     show_default=True,
-    help="Embedded engine or Elasticsearch.",
+    help="Embedded engine, Elasticsearch or OpenSearch.",
 )
 
 
@@ -162,7 +171,7 @@ def index(
             )
             out, rejected, rejects_path = report.to_dict(), report.rejected, report.rejects_path
         else:
-            es = _es_backend(index_path)
+            es = _es_backend(index_path, backend)
             sink = RejectSink(rejects or "rejects.jsonl") if on_error == "quarantine" else None
             try:
                 docs = iter_documents(corpus, fmt, on_error=on_error, sink=sink)  # type: ignore[arg-type]
@@ -292,7 +301,7 @@ def search(
                     )[0]
                 ]
             )
-            body = compile_search(plan, vec, dialect=dialect, passages=passages and dialect == "elasticsearch")  # type: ignore[arg-type]
+            body = compile_search(plan, vec, dialect=dialect, passages=passages)  # type: ignore[arg-type]
             click.echo(json.dumps(body, indent=2))
             return
         _require_index(backend, index_path)
@@ -303,7 +312,7 @@ def search(
             vec = searcher.encoder.encode_queries([query])[0] if plan.mode != "bm25" else None
             results = searcher.index.search(plan, vec, with_sources=True)
         else:
-            es = _es_backend(index_path)
+            es = _es_backend(index_path, backend)
             es.passages = passages
             vec = None
             if plan.mode != "bm25":
@@ -348,7 +357,7 @@ def _eval_target(backend: str, index_path: str | None, encoder: Any) -> Any:
     _require_index(backend, index_path)
     if backend == "embedded":
         return index_path
-    es = _es_backend(index_path)
+    es = _es_backend(index_path, backend)
     es.setup(encoder.info)
     return es
 
@@ -458,93 +467,113 @@ def eval_bioasq(
     click.echo(md, nl=False)
 
 
-# --------------------------------------------------------------------------------------------------- es
-@main.group(name="es")
-def es_group() -> None:
-    """Elasticsearch cluster administration (connection from ES_URL, ES_API_KEY / ES_USERNAME, ES_PASSWORD)."""
+# --------------------------------------------------------------------------------------------------- es / opensearch
+def _cluster_group(backend: str, engine: str, env: str, start: str) -> click.Group:
+    """The administration group of one engine: ``setup``, ``status``, ``reindex`` (same code for both)."""
+
+    @click.group(
+        name=backend,
+        help=f"{engine} cluster administration (connection from {env}_URL, {env}_USERNAME / "
+        f"{env}_PASSWORD or {env}_API_KEY, {env}_CA_CERTS). `{start}` starts a local node.",
+    )
+    def group() -> None:
+        pass
+
+    @group.command(name="setup")
+    @click.option("--index", "alias", default=None, help=f"Alias (default: {env}_ALIAS or es-biomed).")
+    @click.option(
+        "--encoder",
+        default=None,
+        help="Encoder whose dims and identity the mapping records (default: all-MiniLM-L6-v2).",
+    )
+    @click.option(
+        "--index-options",
+        default=None,
+        help='Vector index options as JSON, e.g. \'{"type": "hnsw", "m": 32, "ef_construction": 200}\'.',
+    )
+    @click.option(
+        "--analyzer",
+        type=click.Choice(["english", "standard"]),
+        default="english",
+        show_default=True,
+        help="Analyzer of the text fields (standard needs no analysis-common module).",
+    )
+    @click.option(
+        "--pipeline-model-id",
+        default=None,
+        help="Also install the in-cluster embedding pipeline for this eland-uploaded model id (Elasticsearch ML).",
+    )
+    @click.option(
+        "--kibana-url",
+        default=None,
+        envvar="KIBANA_URL",
+        help="Also import the Kibana saved objects (docker/kibana/es-biomed.ndjson).",
+    )
+    def setup(
+        alias: str | None,
+        encoder: str | None,
+        index_options: str | None,
+        analyzer: str,
+        pipeline_model_id: str | None,
+        kibana_url: str | None,
+    ) -> None:
+        """Install the index template and search template, and create the first index behind the alias."""
+        try:
+            opts = json.loads(index_options) if index_options else None
+            enc = _load_encoder(encoder)
+            es = _es_backend(alias, backend)
+            result = es.setup(enc.info, index_options=opts, pipeline_model_id=pipeline_model_id, analyzer=analyzer)
+            if kibana_url:
+                from es_biomed.backends.kibana import default_ndjson_path, import_saved_objects
+
+                cfg = es.config
+                result["kibana"] = import_saved_objects(
+                    kibana_url,
+                    default_ndjson_path(),
+                    api_key=cfg.api_key,
+                    username=cfg.username,
+                    password=cfg.password,
+                    ca_certs=cfg.ca_certs,
+                )
+        except (json.JSONDecodeError, *_errors()) as exc:
+            raise _fail(exc) from exc
+        click.echo(json.dumps(result, indent=2))
+
+    @group.command(name="status")
+    @click.option("--index", "alias", default=None, help=f"Alias (default: {env}_ALIAS or es-biomed).")
+    def status(alias: str | None) -> None:
+        """Show the engine, the alias, its indices with document counts, the encoder, and installed templates."""
+        try:
+            click.echo(json.dumps(_es_backend(alias, backend).status(), indent=2))
+        except _errors() as exc:
+            raise _fail(exc) from exc
+
+    @group.command(name="reindex")
+    @click.option("--index", "alias", default=None, help=f"Alias (default: {env}_ALIAS or es-biomed).")
+    @click.option("--encoder", default=None, help="The index's encoder (default: all-MiniLM-L6-v2).")
+    @click.option("--delete-old", is_flag=True, help="Delete the previous index after the alias swap.")
+    @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
+    def reindex(alias: str | None, encoder: str | None, delete_old: bool, force: bool) -> None:
+        """Copy the alias's index into the next version with the current template (a server-side task, polled)
+        and swap the alias atomically."""
+        try:
+            es = _es_backend(alias, backend)
+            old = es.indices()
+            if not force:
+                what = f"reindex {es.alias} ({', '.join(old) or 'no index'}) into a new version" + (
+                    " and DELETE the old index" if delete_old else ""
+                )
+                click.confirm(what + "?", abort=True)
+            result = es.reindex(_load_encoder(encoder).info, delete_old=delete_old)
+        except _errors() as exc:
+            raise _fail(exc) from exc
+        click.echo(json.dumps(result, indent=2))
+
+    return group
 
 
-@es_group.command(name="setup")
-@click.option("--index", "alias", default=None, help="Alias (default: ES_ALIAS or es-biomed).")
-@click.option(
-    "--encoder", default=None, help="Encoder whose dims and identity the mapping records (default: all-MiniLM-L6-v2)."
-)
-@click.option(
-    "--index-options",
-    default=None,
-    help='dense_vector index_options as JSON, e.g. \'{"type": "hnsw", "m": 32, "ef_construction": 200}\'.',
-)
-@click.option(
-    "--pipeline-model-id",
-    default=None,
-    help="Also install the in-cluster embedding pipeline for this eland-uploaded model id.",
-)
-@click.option(
-    "--kibana-url",
-    default=None,
-    envvar="KIBANA_URL",
-    help="Also import the Kibana saved objects (docker/kibana/es-biomed.ndjson).",
-)
-def es_setup(
-    alias: str | None,
-    encoder: str | None,
-    index_options: str | None,
-    pipeline_model_id: str | None,
-    kibana_url: str | None,
-) -> None:
-    """Install the index template and search template, and create the first index behind the alias."""
-    try:
-        opts = json.loads(index_options) if index_options else None
-        enc = _load_encoder(encoder)
-        es = _es_backend(alias)
-        result = es.setup(enc.info, index_options=opts, pipeline_model_id=pipeline_model_id)
-        if kibana_url:
-            from es_biomed.backends.elasticsearch import ESConfig
-            from es_biomed.backends.kibana import default_ndjson_path, import_saved_objects
-
-            cfg = ESConfig.from_env(alias=alias)
-            result["kibana"] = import_saved_objects(
-                kibana_url,
-                default_ndjson_path(),
-                api_key=cfg.api_key,
-                username=cfg.username,
-                password=cfg.password,
-                ca_certs=cfg.ca_certs,
-            )
-    except (json.JSONDecodeError, *_errors()) as exc:
-        raise _fail(exc) from exc
-    click.echo(json.dumps(result, indent=2))
-
-
-@es_group.command(name="status")
-@click.option("--index", "alias", default=None, help="Alias (default: ES_ALIAS or es-biomed).")
-def es_status(alias: str | None) -> None:
-    """Show the alias, its indices with document counts, the encoder, and installed templates."""
-    try:
-        click.echo(json.dumps(_es_backend(alias).status(), indent=2))
-    except _errors() as exc:
-        raise _fail(exc) from exc
-
-
-@es_group.command(name="reindex")
-@click.option("--index", "alias", default=None, help="Alias (default: ES_ALIAS or es-biomed).")
-@click.option("--encoder", default=None, help="The index's encoder (default: all-MiniLM-L6-v2).")
-@click.option("--delete-old", is_flag=True, help="Delete the previous index after the alias swap.")
-@click.option("--force", is_flag=True, help="Do not ask for confirmation.")
-def es_reindex(alias: str | None, encoder: str | None, delete_old: bool, force: bool) -> None:
-    """Copy the alias's index into the next version with the current template and swap the alias atomically."""
-    try:
-        es = _es_backend(alias)
-        old = es.indices()
-        if not force:
-            what = f"reindex {es.alias} ({', '.join(old) or 'no index'}) into a new version" + (
-                " and DELETE the old index" if delete_old else ""
-            )
-            click.confirm(what + "?", abort=True)
-        result = es.reindex(_load_encoder(encoder).info, delete_old=delete_old)
-    except _errors() as exc:
-        raise _fail(exc) from exc
-    click.echo(json.dumps(result, indent=2))
+main.add_command(_cluster_group("es", "Elasticsearch", "ES", "make elasticsearch"))
+main.add_command(_cluster_group("opensearch", "OpenSearch", "OPENSEARCH", "make opensearch"))
 
 
 # --------------------------------------------------------------------------------------------------- ingest

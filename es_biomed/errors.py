@@ -19,6 +19,9 @@ __all__ = [
     "IndexNotFoundError",
     "MissingDependencyError",
     "PlanError",
+    "ClusterError",
+    "ClusterUnavailableError",
+    "ClusterAuthError",
 ]
 
 
@@ -80,6 +83,18 @@ class MissingDependencyError(ImportError, EsBiomedError):
 
 class PlanError(ValueError, EsBiomedError):
     """A :class:`~es_biomed.query.SearchPlan` has invalid parameters."""
+
+
+class ClusterError(RuntimeError, EsBiomedError):
+    """A cluster (Elasticsearch or OpenSearch) refused a request, or is not the engine or version expected."""
+
+
+class ClusterUnavailableError(ClusterError):
+    """No cluster answers at the configured URL; the message names the URL and how to start a local node."""
+
+
+class ClusterAuthError(ClusterError):
+    """The cluster refused the credentials (never included in the message)."""
 
 
 def require(module: str, extra: str) -> Any:

