@@ -51,11 +51,16 @@ def indexed(cluster_config, cached, text_analyzer):  # type: ignore[no-untyped-d
 
 
 @pytest.fixture(scope="module")
-def embedded(tmp_path_factory, cached):  # type: ignore[no-untyped-def]
+def embedded(tmp_path_factory, cached, text_analyzer):  # type: ignore[no-untyped-def]
+    """The embedded engine on the same documents and vectors, with the analyzer closest to the engine's:
+    the default (english-like) one, or no stemming and no stop words where the node has only ``standard``."""
+    from es_biomed.backends.analysis import AnalyzerConfig
     from es_biomed.backends.embedded import EmbeddedIndex
     from es_biomed.ingest import index_documents
 
     path = tmp_path_factory.mktemp("emb") / "ix"
+    if text_analyzer == "standard":
+        EmbeddedIndex.create(path, cached.info, analyzer=AnalyzerConfig(stopwords=False, stemmer=""))
     index_documents(iter_documents(SAMPLE), path, cached)
     return EmbeddedIndex(path)
 
@@ -90,8 +95,8 @@ def _overlap(indexed, embedded, cached, mode):  # type: ignore[no-untyped-def]
 
 def test_bm25_top10_overlap_with_embedded(engine, indexed, embedded, cached, text_analyzer):
     overlaps = _overlap(indexed, embedded, cached, "bm25")
-    # with the english analyzer the stemmers differ (Porter vs Snowball); with standard, stemming vs none
-    assert sum(overlaps) / len(overlaps) >= (8 if text_analyzer == "english" else 6), overlaps
+    # english: the stemmers differ (Porter vs Snowball); standard: the same tokens on both sides
+    assert sum(overlaps) / len(overlaps) >= (8 if text_analyzer == "english" else 9.5), overlaps
 
 
 @pytest.mark.needs("scripts")
@@ -124,7 +129,7 @@ def test_eval_beir_through_the_engine(engine, indexed, embedded, cached, caps, t
     )
     reference = evaluate_beir(SAMPLE, embedded.path, cached, default_plan())
     for run, metrics in result["runs"].items():
-        assert metrics["NDCG@10"] == pytest.approx(reference["runs"][run]["NDCG@10"], abs=0.03), (run, metrics)
+        assert metrics["NDCG@10"] == pytest.approx(reference["runs"][run]["NDCG@10"], abs=0.02), (run, metrics)
 
 
 def test_bulk_retries_429_with_backoff(engine, indexed, cached):

@@ -119,7 +119,7 @@ def test_bm25_scores_equal_the_embedded_engine(engine, cluster, embedded, query,
 
 
 @pytest.mark.needs("scripts")
-@pytest.mark.parametrize("window", [3, 5, 50])
+@pytest.mark.parametrize("window", [2, 4, 50])
 @pytest.mark.parametrize("score_mode", SCORE_MODES)
 @pytest.mark.parametrize("query", QUERIES[:3])
 def test_rescored_scores_equal_the_embedded_engine(engine, cluster, embedded, encoder, query, score_mode, window):
@@ -139,7 +139,7 @@ def test_rescored_scores_equal_the_embedded_engine(engine, cluster, embedded, en
 
 def test_windows_are_smaller_than_the_hit_counts(engine, cluster):
     for q in QUERIES[:3]:
-        assert len(cluster.search(SearchPlan(q, mode="bm25", k=12)).hits) > 5, q
+        assert len(cluster.search(SearchPlan(q, mode="bm25", k=12)).hits) > 4, q
 
 
 @pytest.mark.needs("scripts")
