@@ -27,7 +27,7 @@ RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorc
 # swapped the CPU torch for the CUDA one.
 COPY pyproject.toml setup.cfg README.md /tmp/src/
 COPY es_biomed /tmp/src/es_biomed
-RUN pip install --no-cache-dir "/tmp/src[torch,es,workers]" \
+RUN pip install --no-cache-dir "/tmp/src[torch,es,opensearch,workers]" \
     && rm -rf /tmp/src \
     && python -c "import torch; assert torch.__version__.endswith('+cpu'), torch.__version__"
 
