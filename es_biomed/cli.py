@@ -398,14 +398,13 @@ def eval_beir(
     try:
         enc = _load_encoder(encoder, index_path if backend == "embedded" else None)
         plan = default_plan(**({"window_size": window} if window else {}))
+        target = _eval_target(backend, index_path, enc)
+        modes = None
+        if backend != "embedded" and not target.capabilities().scripts:
+            modes = ("bm25", "dense", "hybrid")
+            click.echo(f"note: {target.engine} has no lang-painless module: bm25+rerank is not run", err=True)
         result = evaluate_beir(
-            directory,
-            _eval_target(backend, index_path, enc),
-            enc,
-            plan,
-            split=split,
-            k=k,
-            show_progress=not no_progress,
+            directory, target, enc, plan, split=split, k=k, show_progress=not no_progress, modes=modes
         )
         result["config"]["backend"] = backend
     except _errors() as exc:
@@ -494,9 +493,8 @@ def _cluster_group(backend: str, engine: str, env: str, start: str) -> click.Gro
     @click.option(
         "--analyzer",
         type=click.Choice(["english", "standard"]),
-        default="english",
-        show_default=True,
-        help="Analyzer of the text fields (standard needs no analysis-common module).",
+        default=None,
+        help="Analyzer of the text fields (default: english where the cluster has analysis-common, else standard).",
     )
     @click.option(
         "--pipeline-model-id",
@@ -513,7 +511,7 @@ def _cluster_group(backend: str, engine: str, env: str, start: str) -> click.Gro
         alias: str | None,
         encoder: str | None,
         index_options: str | None,
-        analyzer: str,
+        analyzer: str | None,
         pipeline_model_id: str | None,
         kibana_url: str | None,
     ) -> None:

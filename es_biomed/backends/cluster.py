@@ -338,19 +338,20 @@ class ClusterBackend:
         encoder: EncoderInfo | dict[str, Any],
         index_options: dict[str, Any] | None = None,
         pipeline_model_id: str | None = None,
-        analyzer: str = "english",
+        analyzer: str | None = None,
     ) -> dict[str, Any]:
         """Install the index template and the search template, and create ``<alias>-v1`` behind the alias if needed.
 
         Idempotent. Refuses to proceed when the alias already points at an index built with another encoder.
         With ``pipeline_model_id``, installs the in-cluster embedding pipeline and makes it the indices'
         ``index.default_pipeline``. The stored search template is skipped (and reported) on a cluster without
-        ``lang-mustache``.
+        ``lang-mustache``. ``analyzer`` defaults to :meth:`default_analyzer`.
         """
         enc = encoder.to_dict() if isinstance(encoder, EncoderInfo) else dict(encoder)
         if self.indices():
             self.check_encoder(enc)
         caps = self.capabilities()
+        analyzer = analyzer or self.default_analyzer()
         if pipeline_model_id:
             self._call(self.client.ingest.put_pipeline, id=PIPELINE_ID, body=ingest_pipeline(pipeline_model_id))
         body = self._template(enc, index_options, analyzer, PIPELINE_ID if pipeline_model_id else None)
@@ -377,6 +378,17 @@ class ClusterBackend:
             "template": self.template_name(),
             "search_template": search_template,
         }
+
+    def default_analyzer(self) -> str:
+        """``english`` where the cluster has analysis-common, else ``standard`` (with a logged notice)."""
+        if self.capabilities().english_analyzer:
+            return "english"
+        self._notice(
+            "analyzer",
+            f"{self.engine} at {self._url()} has no analysis-common module (no english analyzer): text fields use "
+            "the standard analyzer (no stemming, no stop words)",
+        )
+        return "standard"
 
     def status(self) -> dict[str, Any]:
         """Engine and version, alias, indices with document counts, encoder identity, installed templates."""
@@ -406,7 +418,7 @@ class ClusterBackend:
         encoder: EncoderInfo | dict[str, Any],
         delete_old: bool = False,
         index_options: dict[str, Any] | None = None,
-        analyzer: str = "english",
+        analyzer: str | None = None,
         poll_seconds: float = 1.0,
         timeout_seconds: float = 6 * 3600,
     ) -> dict[str, Any]:
@@ -429,7 +441,7 @@ class ClusterBackend:
         self._call(
             self.client.indices.put_index_template,
             name=self.template_name(),
-            body=self._template(enc, index_options, analyzer, None),
+            body=self._template(enc, index_options, analyzer or self.default_analyzer(), None),
         )
         new = versioned_index(self.alias, max(self._versions(), default=0) + 1)
         self._call(self.client.indices.create, index=new)

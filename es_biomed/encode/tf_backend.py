@@ -24,8 +24,12 @@ import numpy as np
 
 from es_biomed.encode.base import Encoder, Pooling, fingerprint_files
 from es_biomed.errors import EsBiomedError, require
+from es_biomed.tfmodels._dlopen import keep_tensorflow_symbols_local
 
 __all__ = ["TFEncoder", "ENCODER_CONFIG_FILENAME"]
+
+# Before TensorFlow is first imported: load it RTLD_LOCAL (a later `import triton` would segfault otherwise).
+keep_tensorflow_symbols_local()
 
 #: Optional settings file looked up in ``assets/`` (then the directory root).
 ENCODER_CONFIG_FILENAME = "es_biomed_encoder.json"

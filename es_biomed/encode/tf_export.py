@@ -19,8 +19,12 @@ from typing import Any
 
 from es_biomed.encode.base import Pooling
 from es_biomed.errors import EsBiomedError
+from es_biomed.tfmodels._dlopen import keep_tensorflow_symbols_local
 
 __all__ = ["ENCODER_CONFIG_FILENAME", "SUPPORTED_MODEL_TYPES", "export_savedmodel"]
+
+# Before TensorFlow is first imported: load it RTLD_LOCAL (a later `import triton` would segfault otherwise).
+keep_tensorflow_symbols_local()
 
 #: Name of the settings file written next to the vocabulary in ``assets/``.
 ENCODER_CONFIG_FILENAME = "es_biomed_encoder.json"

@@ -1,9 +1,23 @@
 """TensorFlow (Keras) BERT lifecycle: load, save, Google-checkpoint conversion, TF-Hub export, MLM pretraining.
 
-TensorFlow and transformers are imported inside the functions, so importing this package stays light.
+TensorFlow and transformers are imported inside the functions, so importing this package stays light. Importing it
+also makes a later ``import tensorflow`` load TensorFlow's native libraries ``RTLD_LOCAL`` (see
+:mod:`es_biomed.tfmodels._dlopen`: with ``RTLD_GLOBAL``, as the TF 2.20/2.21 wheels do, a later ``import triton``
+segfaults).
 """
 
+from es_biomed.tfmodels._dlopen import keep_tensorflow_symbols_local
 from es_biomed.tfmodels.bert import CheckpointError, load_bert, save_bert, write_google_checkpoint
 from es_biomed.tfmodels.export import export_hub_module
 
-__all__ = ["CheckpointError", "export_hub_module", "load_bert", "save_bert", "write_google_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "export_hub_module",
+    "keep_tensorflow_symbols_local",
+    "load_bert",
+    "save_bert",
+    "write_google_checkpoint",
+]
+
+# Runs on the import of any es_biomed.tfmodels module, none of which imports TensorFlow at module level.
+keep_tensorflow_symbols_local()

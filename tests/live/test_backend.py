@@ -287,3 +287,22 @@ def test_ingest_pipeline_output_fits_the_strict_mapping(engine, make_backend, to
     assert doc["passages"] == [{"text": "aspirin fever", "embedding": [1.0, 0.0, 0.0, 0.0]}]
     be.client.index(index=be.alias, id="p1", body=doc, refresh=True)
     assert be.count() == 1
+
+
+def test_a_document_the_engine_rejects_is_reported_and_the_rest_kept(engine, make_backend, toy_encoder, text_analyzer):
+    """A real per-document refusal: cosine vector fields refuse a zero vector (the toy encoder gives one to a text
+    without its keywords). The report names the document, its status and the engine's reason."""
+    from es_biomed.corpus import Document
+
+    be = make_backend()
+    be.setup(toy_encoder.info, analyzer=text_analyzer)
+    docs = [
+        Document(id="ok-1", title="aspirin fever"),
+        Document(id="zero", title="nothing known"),
+        Document(id="ok-2", title="heart stroke"),
+    ]
+    report = be.index_documents(docs, toy_encoder)
+    assert report.ok == 2 and report.written_ids == ["ok-1", "ok-2"]
+    (failed,) = report.failed
+    assert failed["id"] == "zero" and failed["status"] == 400 and "zero" in str(failed["error"]).lower()
+    assert sorted(be.get(["ok-1", "ok-2", "zero"])) == ["ok-1", "ok-2"]
