@@ -200,10 +200,17 @@ def test_wildcard_deletes_are_refused_and_drop_deletes_by_name(engine, make_back
     be = make_backend()
     be.setup(toy_encoder.info, analyzer=text_analyzer)
     api_error = be.dialect.api_error()
-    with pytest.raises(api_error):
-        be.client.indices.delete(index=f"{be.alias}-v*")
-    assert be.indices() == [f"{be.alias}-v1"]
-    assert be.drop() == [f"{be.alias}-v1"] and be.indices() == []
+    setting = {"action.destructive_requires_name": True}
+    if engine == "opensearch":  # OpenSearch still defaults to false; clusters that care turn it on
+        be.client.cluster.put_settings(body={"transient": setting})
+    try:
+        with pytest.raises(api_error):
+            be.client.indices.delete(index=f"{be.alias}-v*")
+        assert be.indices() == [f"{be.alias}-v1"]
+        assert be.drop() == [f"{be.alias}-v1"] and be.indices() == []
+    finally:
+        if engine == "opensearch":
+            be.client.cluster.put_settings(body={"transient": {"action.destructive_requires_name": None}})
 
 
 def test_overlapping_templates_of_two_aliases(engine, cluster_config, toy_encoder, text_analyzer):

@@ -152,8 +152,11 @@ def test_validator_rejects_typos_and_bad_values(mutate, message):
 
 
 def render(params: dict, engine: str = "elasticsearch") -> dict:
+    """Render as the engines do: ``{{var}}`` is JSON-escaped (search templates are JSON), ``toJson`` writes JSON."""
     data = dict(params, toJson=lambda text, _render: json.dumps(params[text.strip()]))
-    return json.loads(chevron.render(search_template_source(engine), data))
+    data = {k: json.dumps(v)[1:-1] if isinstance(v, str) else v for k, v in data.items()}
+    source = re.sub(r"\{\{(\w+)\}\}", r"{{{\1}}}", search_template_source(engine))  # no HTML escaping
+    return json.loads(chevron.render(source, data))
 
 
 PARAMS = {

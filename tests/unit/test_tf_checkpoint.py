@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# es_biomed.tfmodels before TensorFlow: it makes TF load RTLD_LOCAL, else a later `import triton` segfaults.
+import es_biomed.tfmodels  # noqa: F401
+
 tf = pytest.importorskip("tensorflow")
 transformers = pytest.importorskip("transformers")
 
