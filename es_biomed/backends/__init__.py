@@ -1,6 +1,21 @@
-"""Backends that execute a :class:`~es_biomed.query.SearchPlan`: the embedded engine (tantivy + vectors)."""
+"""Backends that execute a :class:`~es_biomed.query.SearchPlan`: the embedded engine (tantivy + vectors) and
+one cluster backend for Elasticsearch and OpenSearch (its client libraries load only when used)."""
 
 from es_biomed.backends.base import Hit, SearchResults
+from es_biomed.backends.cluster import BulkInterruptedError, BulkReport, ClusterBackend, ClusterConfig
+from es_biomed.backends.dialects import Capabilities, get_dialect
 from es_biomed.backends.embedded import EmbeddedIndex, IndexConfig, IndexWriter
 
-__all__ = ["EmbeddedIndex", "Hit", "IndexConfig", "IndexWriter", "SearchResults"]
+__all__ = [
+    "BulkInterruptedError",
+    "BulkReport",
+    "Capabilities",
+    "ClusterBackend",
+    "ClusterConfig",
+    "EmbeddedIndex",
+    "Hit",
+    "IndexConfig",
+    "IndexWriter",
+    "SearchResults",
+    "get_dialect",
+]

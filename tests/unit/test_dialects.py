@@ -1,0 +1,84 @@
+"""Dialects and capabilities, offline: what decides fallbacks and which live tests run."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from es_biomed.backends.cluster import ClusterConfig
+from es_biomed.backends.dialects import Capabilities, ElasticsearchDialect, OpenSearchDialect, get_dialect
+from es_biomed.errors import ClusterError
+
+
+def test_rrf_retriever_needs_the_module_and_an_enterprise_or_trial_license():
+    mods = frozenset({"x-pack-core", "x-pack-rank-rrf", "lang-painless"})
+    assert Capabilities("elasticsearch", "9.1.3", mods, "trial").rrf_retriever
+    assert Capabilities("elasticsearch", "9.1.3", mods, "enterprise").rrf_retriever
+    assert not Capabilities("elasticsearch", "9.1.3", mods, "basic").rrf_retriever  # compose's default
+    assert not Capabilities("elasticsearch", "9.5.3", frozenset({"transport-netty4"}), None).rrf_retriever
+    assert not Capabilities("opensearch", "3.5.0", mods | {"opensearch-knn"}, None).rrf_retriever
+
+
+def test_capabilities_from_module_names():
+    node = Capabilities("elasticsearch", "9.5.3", frozenset({"transport-netty4"}))
+    assert not (node.scripts or node.search_templates or node.reindex or node.english_analyzer) and node.knn
+    os_mods = {"lang-painless", "lang-mustache", "reindex", "ingest-common", "analysis-common", "opensearch-knn"}
+    full = Capabilities("opensearch", "3.5.0", frozenset(os_mods))
+    assert full.scripts and full.search_templates and full.reindex and full.ingest_pipelines and full.knn
+    assert not Capabilities("opensearch", "3.5.0", frozenset({"lang-painless"})).knn
+    assert full.to_dict()["modules"] == sorted(os_mods)
+
+
+def test_config_reads_the_engine_prefix_and_never_shows_secrets():
+    env = {"OPENSEARCH_URL": "https://admin:pw-9@os:9200", "OPENSEARCH_PASSWORD": "pw-9", "ES_URL": "http://es:9200"}
+    cfg = ClusterConfig.from_env(env, engine="opensearch")
+    assert cfg.engine == "opensearch" and cfg.url.startswith("https://admin")
+    assert "pw-9" not in repr(cfg) and cfg.redact("at https://admin:pw-9@os:9200 pw-9") == "at https://***@os:9200 ***"
+    assert ClusterConfig.from_env(env).url == "http://es:9200"
+    with pytest.raises(ClusterError, match=re.escape("no OpenSearch URL: set OPENSEARCH_URL")):
+        ClusterConfig.from_env({}, engine="opensearch")
+    with pytest.raises(ClusterError, match="unknown engine 'solr'"):
+        get_dialect("solr")
+
+
+def test_each_dialect_refuses_the_other_engine():
+    os_info = {"version": {"number": "3.5.0", "distribution": "opensearch"}, "tagline": "The OpenSearch Project"}
+    es_info = {"version": {"number": "9.5.3"}, "tagline": "You Know, for Search"}
+    assert OpenSearchDialect().check_server(os_info, "http://x") == "3.5.0"
+    with pytest.raises(ClusterError, match=re.escape("http://x is Elasticsearch 9.5.3, not OpenSearch")):
+        OpenSearchDialect().check_server(es_info, "http://x")
+    with pytest.raises(ClusterError, match=re.escape("http://x is OpenSearch 3.5.0, not Elasticsearch")):
+        ElasticsearchDialect().check_server(os_info, "http://x")
+    with pytest.raises(ClusterError, match="OpenSearch 1.3.0; es-biomed needs OpenSearch 2.x or 3.x"):
+        OpenSearchDialect().check_server({"version": {"number": "1.3.0", "distribution": "opensearch"}}, "u")
+
+
+def test_elasticsearch_major_must_match_the_client():
+    pytest.importorskip("elasticsearch")
+    with pytest.raises(
+        ClusterError, match=re.escape("install elasticsearch>=8,<9 (for Elasticsearch 8: elasticsearch>=8.18,<9)")
+    ):
+        ElasticsearchDialect().check_server({"version": {"number": "8.15.0"}}, "http://x")
+
+
+def test_vector_mappings_per_dialect():
+    es = ElasticsearchDialect().vector_mapping(384, None)
+    assert es == {
+        "type": "dense_vector",
+        "dims": 384,
+        "similarity": "cosine",
+        "index": True,
+        "index_options": {"type": "int8_hnsw", "m": 16, "ef_construction": 100},
+    }
+    os_ = OpenSearchDialect().vector_mapping(768, {"type": "hnsw", "m": 32, "ef_construction": 200})
+    assert os_ == {
+        "type": "knn_vector",
+        "dimension": 768,
+        "method": {
+            "name": "hnsw",
+            "space_type": "cosinesimil",
+            "engine": "lucene",
+            "parameters": {"m": 32, "ef_construction": 200},
+        },
+    }
