@@ -82,3 +82,67 @@ def test_vector_mappings_per_dialect():
             "parameters": {"m": 32, "ef_construction": 200},
         },
     }
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("backend", "prefix", "start"),
+    [("opensearch", "OPENSEARCH", "make opensearch"), ("es", "ES", "make elasticsearch")],
+)
+def test_cli_names_the_url_and_the_start_command_when_no_engine_runs(monkeypatch, backend, prefix, start):
+    pytest.importorskip("opensearchpy")
+    pytest.importorskip("elasticsearch")
+    from click.testing import CliRunner
+
+    from es_biomed.cli import main
+
+    url = f"http://elastic:pw-secret-7@127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv(f"{prefix}_URL", url)
+    res = CliRunner().invoke(main, ["search", "aspirin", "--backend", backend, "--no-rerank"])
+    assert res.exit_code == 1, res.output
+    assert "answers at http://***@127.0.0.1:" in res.output and f"`{start}`" in res.output
+    assert "Traceback" not in res.output and "pw-secret-7" not in res.output
+
+
+@pytest.mark.parametrize("engine", ["opensearch", "elasticsearch"])
+def test_refused_credentials_are_named_but_never_printed(engine):
+    """A server that answers 401, as a secured cluster does to a wrong password (no secured node runs here)."""
+    pytest.importorskip("opensearchpy")
+    pytest.importorskip("elasticsearch")
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from es_biomed.backends.cluster import ClusterBackend
+    from es_biomed.errors import ClusterAuthError
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = b'{"error":{"type":"security_exception","reason":"unable to authenticate user"},"status":401}'
+            self.send_response(401)
+            self.send_header("X-Elastic-Product", "Elasticsearch")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cfg = ClusterConfig(
+            f"http://127.0.0.1:{server.server_address[1]}", username="admin", password="wr0ng-pass", engine=engine
+        )
+        with pytest.raises(ClusterAuthError) as info:
+            ClusterBackend.connect(cfg)
+        assert "refused the credentials (HTTP 401)" in str(info.value) and "wr0ng-pass" not in str(info.value)
+    finally:
+        server.shutdown()
