@@ -1,4 +1,5 @@
-"""A local stand-in for the few Elasticsearch 9 REST calls es-biomed makes (no server can run here).
+"""A local stand-in for the few Elasticsearch 9 REST calls es-biomed makes, for offline request validation and
+for fault injection a real node cannot be asked for (a cluster answering 503 to bulk requests).
 
 It answers like Elasticsearch (with the ``X-Elastic-Product`` header the official client requires) and records
 every request, so tests can validate each body against the official API specification. Used by the backend's

@@ -1,10 +1,10 @@
-"""The Elasticsearch backend's HTTP traffic, offline.
+"""The cluster backend's HTTP traffic, offline (the unit tier runs no server).
 
-No Elasticsearch server can run on these machines, so a small local HTTP server answers the handful of REST
-calls the backend makes, the way Elasticsearch 9 does (with the ``X-Elastic-Product`` header the client
-requires). It records every request; the tests check the 429 retry, the per-document failure report, the
-deterministic ids, and validate every body the backend sent against the official API specification. The
-live tier (``tests/live_es``) runs the same code against a real cluster.
+A small local HTTP server answers the handful of REST calls the backend makes, the way Elasticsearch 9 does
+(with the ``X-Elastic-Product`` header the client requires), records every request, and scripts per-document
+429s and mapping failures. The tests check the 429 retry, the per-document failure report, the deterministic
+ids, and validate every body the backend sent against the official API specification. The live tier
+(``tests/live``) runs the same code against real OpenSearch and Elasticsearch nodes.
 """
 
 from __future__ import annotations
