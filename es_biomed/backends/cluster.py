@@ -168,7 +168,7 @@ class BulkReport:
         return {"ok": self.ok, "failed": self.failed, "seconds": self.seconds}
 
 
-class BulkInterruptedError(ClusterError):
+class BulkInterruptedError(ClusterUnavailableError):
     """The cluster went away during a bulk ingest. ``report`` holds what was written before; ids are
     deterministic, so running the same ingest again completes it without duplicates."""
 

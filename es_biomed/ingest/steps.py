@@ -176,7 +176,7 @@ def _es_backend(alias: str) -> tuple[Any, Any]:
     from es_biomed.backends.elasticsearch import ElasticsearchBackend, ESConfig, make_client
 
     cfg = ESConfig.from_env(alias=alias)
-    return cfg, ElasticsearchBackend(make_client(cfg), alias=cfg.alias)
+    return cfg, ElasticsearchBackend(make_client(cfg), alias=cfg.alias, config=cfg)
 
 
 def ingest_batch_es(ref: BatchRef, alias: str, encoder: str | Encoder, sink: Any) -> dict[str, Any]:
@@ -188,6 +188,8 @@ def ingest_batch_es(ref: BatchRef, alias: str, encoder: str | Encoder, sink: Any
     """
     import elasticsearch
 
+    from es_biomed.errors import ClusterUnavailableError
+
     started = time.time()
     before = sink.count
     docs = read_batch(ref, on_error="quarantine", sink=sink)
@@ -195,7 +197,8 @@ def ingest_batch_es(ref: BatchRef, alias: str, encoder: str | Encoder, sink: Any
     cfg, backend = _es_backend(alias)
     try:
         report = backend.index_documents(docs, encoder, batch_size=max(1, len(docs)), refresh=False)
-    except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout) as exc:
+    except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout, ClusterUnavailableError) as exc:
+        # the backend names the URL (redacted) and the documents written before; the ids make a retry safe
         raise TransientBackendError(f"Elasticsearch unreachable: {cfg.redact(str(exc))}") from None
     except elasticsearch.ApiError as exc:
         if exc.status_code in TRANSIENT_STATUS:
