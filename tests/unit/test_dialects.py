@@ -146,3 +146,16 @@ def test_refused_credentials_are_named_but_never_printed(engine):
         assert "refused the credentials (HTTP 401)" in str(info.value) and "wr0ng-pass" not in str(info.value)
     finally:
         server.shutdown()
+
+
+def test_bulk_interrupted_error_pickles_with_its_report():
+    """It may cross a Celery boundary: the report of what was written must survive."""
+    import pickle
+
+    from es_biomed.backends.cluster import BulkInterruptedError, BulkReport
+    from es_biomed.errors import ClusterUnavailableError
+
+    err = BulkInterruptedError("went away after 2 documents", BulkReport(ok=2, written_ids=["a", "b"]))
+    back = pickle.loads(pickle.dumps(err))
+    assert isinstance(back, ClusterUnavailableError) and str(back) == "went away after 2 documents"
+    assert back.report.ok == 2 and back.report.written_ids == ["a", "b"]
