@@ -32,14 +32,6 @@ QUERIES = [
 
 
 @pytest.fixture(scope="module")
-def cached(minilm):  # type: ignore[no-untyped-def]
-    """The real MiniLM, memoized: both engines and the embedded index get the very same vectors."""
-    from es_biomed.encode.cache import CachedEncoder
-
-    return CachedEncoder(minilm)
-
-
-@pytest.fixture(scope="module")
 def indexed(cluster_config, cached, text_analyzer):  # type: ignore[no-untyped-def]
     cfg = dataclasses.replace(cluster_config, alias=f"es-biomed-test-{uuid.uuid4().hex[:8]}")
     be = ClusterBackend.connect(cfg)
