@@ -1,6 +1,17 @@
-"""Encoders: text to L2-normalized float32 vectors (torch and TensorFlow backends)."""
+"""Encoders: text to L2-normalized float32 vectors (torch, TensorFlow and ONNX Runtime backends)."""
 
 from es_biomed.encode.base import Encoder, EncoderInfo
+from es_biomed.encode.onnx_backend import OnnxEncoder, OnnxModelError
+from es_biomed.encode.onnx_export import export_onnx
 from es_biomed.encode.registry import DEFAULT_ENCODER, known_encoders, load_encoder
 
-__all__ = ["Encoder", "EncoderInfo", "DEFAULT_ENCODER", "known_encoders", "load_encoder"]
+__all__ = [
+    "Encoder",
+    "EncoderInfo",
+    "DEFAULT_ENCODER",
+    "OnnxEncoder",
+    "OnnxModelError",
+    "export_onnx",
+    "known_encoders",
+    "load_encoder",
+]

