@@ -56,14 +56,15 @@ def _errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _load_encoder(name: str | None, index_path: str | None = None) -> Any:
-    """The encoder named, or the one recorded in an existing embedded index, or the default."""
+def _load_encoder(name: str | None, index_path: str | None = None, queries: bool = False) -> Any:
+    """The encoder named, or the one recorded in an existing embedded index, or the default. For ``queries``,
+    an fp32 ONNX export with the same identity is used where one is on disk (no torch import)."""
     from es_biomed.backends.embedded import EmbeddedIndex
-    from es_biomed.encode import load_encoder
+    from es_biomed.encode.registry import load_encoder, load_query_encoder
 
     if name is None and index_path and EmbeddedIndex.exists(index_path):
         name = EmbeddedIndex(index_path).encoder_info["name"]
-    return load_encoder(name)
+    return load_query_encoder(name) if queries else load_encoder(name)
 
 
 def _es_backend(alias: str | None, backend: str = "es") -> Any:
@@ -296,9 +297,9 @@ def search(
                 if plan.mode == "bm25"
                 else [
                     float(x)
-                    for x in _load_encoder(encoder, index_path if backend == "embedded" else None).encode_queries(
-                        [query]
-                    )[0]
+                    for x in _load_encoder(
+                        encoder, index_path if backend == "embedded" else None, queries=True
+                    ).encode_queries([query])[0]
                 ]
             )
             body = compile_search(plan, vec, dialect=dialect, passages=passages)  # type: ignore[arg-type]
@@ -316,7 +317,7 @@ def search(
             es.passages = passages
             vec = None
             if plan.mode != "bm25":
-                enc = _load_encoder(encoder)
+                enc = _load_encoder(encoder, queries=True)
                 es.check_encoder(enc.info)
                 vec = enc.encode_queries([query])[0]
             results = es.search(plan, vec, with_sources=True)
@@ -338,6 +339,29 @@ def search(
         click.echo(f"{rank:>3}. {hit.score:9.4f}  {hit.doc_id}  {title}")
     if not results.hits:
         click.echo("no hits")
+
+
+# --------------------------------------------------------------------------------------------------- export
+@main.group(name="export")
+def export_group() -> None:
+    """Export an encoder to another runtime."""
+
+
+@export_group.command(name="onnx")
+@click.argument("name", default="all-MiniLM-L6-v2")
+def export_onnx_cmd(name: str) -> None:
+    """Export the registered torch encoder NAME to ONNX (fp32 and int8) into the cache, once (needs torch).
+
+    Afterwards `es-biomed search` encodes queries on ONNX Runtime, without importing torch, for indexes built with
+    NAME: the fp32 export carries NAME's identity because it matched torch within 1e-4 when it was made.
+    """
+    from es_biomed.encode.registry import load_encoder
+
+    try:
+        enc = load_encoder(name, backend="onnx")
+    except _errors() as exc:
+        raise _fail(exc) from exc
+    click.echo(f"{name}: ONNX export in {enc.model_dir} (fingerprint {enc.fingerprint})")
 
 
 # --------------------------------------------------------------------------------------------------- eval

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from es_biomed.encode.base import Encoder
 from es_biomed.errors import EsBiomedError, MissingDependencyError
 
-__all__ = ["DEFAULT_ENCODER", "load_encoder", "known_encoders", "resolve_model_path"]
+__all__ = ["DEFAULT_ENCODER", "load_encoder", "load_query_encoder", "known_encoders", "resolve_model_path"]
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
@@ -159,3 +159,36 @@ def _load_onnx(spec: dict[str, Any], kwargs: dict[str, Any]) -> Encoder:
         ) from exc
     export_dir = ensure_exported(source, model_dir, kwargs.get("max_length"))
     return OnnxEncoder(export_dir, name=name, variant=variant, **kwargs)
+
+
+def load_query_encoder(name_or_path: str | None = None) -> Encoder:
+    """The encoder for queries: like :func:`load_encoder`, but a registered torch model whose fp32 ONNX export is
+    already on disk runs on ONNX Runtime instead (the same identity: the export shares the torch fingerprint
+    only when it matched torch within 1e-4), so a query imports neither torch nor TensorFlow. Without an export,
+    or without onnxruntime, this is :func:`load_encoder`. Exports are made by ``es-biomed export onnx NAME``
+    (or on first use of an ``-onnx`` name), never here.
+    """
+    name = name_or_path or DEFAULT_ENCODER
+    spec = _registry().get(name)
+    if spec is None or spec["backend"] != "torch":
+        return load_encoder(name)
+    try:
+        import importlib.util
+
+        if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("tokenizers") is None:
+            return load_encoder(name)
+        from es_biomed.encode.onnx_export import MANIFEST_FILENAME, onnx_cache_dir, source_fingerprint
+
+        model_dir = resolve_model_path(spec["name"])
+        torch_fingerprint = source_fingerprint(model_dir)
+        export = onnx_cache_dir() / f"{spec['name']}-{torch_fingerprint}"
+    except (ImportError, EsBiomedError):
+        return load_encoder(name)
+    if not (export / MANIFEST_FILENAME).is_file():
+        return load_encoder(name)
+    from es_biomed.encode.onnx_backend import OnnxEncoder
+
+    enc = OnnxEncoder(export, name=f"{spec['name']}-onnx", variant="fp32")
+    if enc.fingerprint != torch_fingerprint:
+        return load_encoder(name)  # the export did not earn the torch identity: stay exact
+    return enc

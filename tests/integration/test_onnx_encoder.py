@@ -150,3 +150,44 @@ def test_index_built_with_torch_accepts_fp32_onnx_and_refuses_int8(minilm, minil
     # Same vectors too: the document's stored vector is the fp32 ONNX query vector of its own text.
     query = minilm_onnx.encode_queries([f"{docs[0].title} {docs[0].abstract}"])[0]
     assert index.knn(query, 1)[0].doc_id == docs[0].id
+
+
+def test_query_encoder_falls_back_to_torch_without_an_export(tmp_path, monkeypatch):
+    from es_biomed.encode.registry import load_query_encoder
+    from es_biomed.encode.torch_backend import TorchEncoder
+
+    monkeypatch.setenv("ES_BIOMED_ONNX_DIR", str(tmp_path / "empty"))
+    assert isinstance(load_query_encoder("all-MiniLM-L6-v2"), TorchEncoder)
+
+
+def test_reranked_cli_search_runs_without_torch_once_exported(minilm, minilm_onnx, onnx_cache, tmp_path):
+    """Issue 10's light query path: an index built with torch, searched through the CLI on the fp32 export with
+    the same hits and scores, and without torch, TensorFlow or transformers in the process."""
+    from es_biomed.corpus import iter_documents
+    from es_biomed.backends import EmbeddedIndex
+    from es_biomed.ingest import index_documents
+    from es_biomed.query.presets import default_plan
+    from tests.conftest import REPO
+
+    path = tmp_path / "ix"
+    index_documents(list(iter_documents(REPO / "data" / "scifact-sample"))[:60], path, minilm)
+    query = "Ribosomopathies have a low degree of cell and tissue specific pathology."
+    plan = default_plan(query, k=5)  # what the CLI runs
+    expected = EmbeddedIndex(path).search(plan, minilm.encode_queries([query])[0]).to_json()
+    code = (
+        "import sys, json\n"
+        "from click.testing import CliRunner\n"
+        "from es_biomed.cli import main\n"
+        f"res = CliRunner().invoke(main, ['search', {query!r}, '--index', {str(path)!r}, '-k', '5', '--json'])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'transformers', 'keras'))\n"
+        "print(json.dumps({'heavy': heavy, 'code': res.exit_code, 'out': res.output}))\n"
+    )
+    env = {**os.environ, "ES_BIOMED_ONNX_DIR": str(onnx_cache)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=True
+    )
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["heavy"] == [] and result["code"] == 0, result
+    hits = json.loads(result["out"])["hits"]
+    assert [h["doc_id"] for h in hits] == [h["doc_id"] for h in expected]
+    assert [h["score"] for h in hits] == pytest.approx([h["score"] for h in expected], rel=1e-5)
