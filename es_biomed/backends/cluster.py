@@ -214,6 +214,7 @@ class ClusterBackend:
         self.dialect = get_dialect(dialect) if isinstance(dialect, str) else dialect
         self.config = config
         self._caps: Capabilities | None = None
+        self._info: dict[str, Any] | None = None
         self._notices: set[str] = set()
 
     @property
@@ -233,8 +234,8 @@ class ClusterBackend:
         dialect = get_dialect(cfg.engine)
         client = dialect.make_client(cfg)
         backend = cls(client, alias=cfg.alias, dialect=dialect, config=cfg, **kwargs)
-        info = backend._call(client.info)
-        dialect.check_server(dict(info), redact(cfg.url))
+        backend._info = dict(backend._call(client.info))
+        dialect.check_server(backend._info, redact(cfg.url))
         return backend
 
     def _redact(self, text: str) -> str:
@@ -273,7 +274,7 @@ class ClusterBackend:
         present and a refusal at search time says which feature was missing.
         """
         if self._caps is None:
-            info = self._call(self.client.info)
+            info = self._info if self._info is not None else dict(self._call(self.client.info))
             version = str(info.get("version", {}).get("number", "?"))
             try:
                 nodes = self._call(self.client.nodes.info, metric="plugins")["nodes"]

@@ -150,7 +150,7 @@ class Dialect:
 
     def connection_errors(self) -> tuple[type[BaseException], ...]:
         m = self.module()
-        return (m.ConnectionError,)
+        return (m.ConnectionError, m.ConnectionTimeout)
 
     def auth_errors(self) -> tuple[type[BaseException], ...]:
         m = self.module()
@@ -225,10 +225,6 @@ class ElasticsearchDialect(Dialect):
         except Exception:  # no x-pack (a node from the server jar alone answers 400 or 404)
             return None
 
-    def connection_errors(self) -> tuple[type[BaseException], ...]:
-        m = self.module()
-        return (m.ConnectionError, m.ConnectionTimeout)
-
     def api_error(self) -> type[BaseException]:
         return self.module().ApiError  # type: ignore[no-any-return]
 
@@ -284,10 +280,6 @@ class OpenSearchDialect(Dialect):
             "dimension": dims,
             "method": {"name": "hnsw", "space_type": "cosinesimil", "engine": "lucene", "parameters": params},
         }
-
-    def connection_errors(self) -> tuple[type[BaseException], ...]:
-        m = self.module()
-        return (m.ConnectionError, m.ConnectionTimeout)
 
     def api_error(self) -> type[BaseException]:
         return self.module().TransportError  # type: ignore[no-any-return]

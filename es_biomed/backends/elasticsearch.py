@@ -7,7 +7,6 @@ Everything lives in :mod:`es_biomed.backends.cluster`; this module keeps the Ela
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from es_biomed.backends.cluster import (
@@ -35,13 +34,7 @@ __all__ = [
 
 class ESConfig(ClusterConfig):
     """:class:`~es_biomed.backends.cluster.ClusterConfig` read from ``ES_URL``, ``ES_API_KEY``, ``ES_USERNAME`` /
-    ``ES_PASSWORD``, ``ES_CA_CERTS``, ``ES_ALIAS``."""
-
-    @classmethod
-    def from_env(  # type: ignore[override]
-        cls, environ: Mapping[str, str] | None = None, engine: str = "elasticsearch", **overrides: Any
-    ) -> ESConfig:
-        return super().from_env(environ, engine, **overrides)  # type: ignore[return-value]
+    ``ES_PASSWORD``, ``ES_CA_CERTS``, ``ES_ALIAS`` (``from_env``'s default engine is Elasticsearch)."""
 
 
 def make_client(cfg: ClusterConfig) -> Any:

@@ -17,7 +17,15 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["Encoder", "EncoderInfo", "Pooling", "mean_pool_np", "read_pooling_config", "fingerprint_files"]
+__all__ = [
+    "Encoder",
+    "EncoderInfo",
+    "Pooling",
+    "mean_pool_np",
+    "read_pooling_config",
+    "fingerprint_files",
+    "read_json_object",
+]
 
 Pooling = Literal["mean", "cls", "max"]
 
@@ -131,3 +139,16 @@ def fingerprint_files(paths: Sequence[Path], extra: dict[str, object]) -> str:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()[:16]
+
+
+def read_json_object(path: Path, what: str, error: type[Exception]) -> dict[str, object]:
+    """The JSON object in ``path`` (``{}`` if the file is absent); ``error`` names the file and ``what`` it holds."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise error(f"{path}: unreadable {what}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise error(f"{path}: {what} must be a JSON object")
+    return data

@@ -7,7 +7,6 @@ follows the sentence-transformers config recorded at export (mean for MiniLM); t
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from es_biomed.encode.base import Encoder, Pooling, fingerprint_files, read_pooling_config
+from es_biomed.encode.base import Encoder, Pooling, fingerprint_files, read_json_object, read_pooling_config
 from es_biomed.encode.onnx_export import MANIFEST_FILENAME, VARIANT_FILES, _own_fingerprint
 from es_biomed.errors import EsBiomedError, require
 
@@ -192,16 +191,7 @@ class OnnxEncoder(Encoder):
     # -- loading helpers ---------------------------------------------------------------------------------
 
     def _read_manifest(self) -> dict[str, Any]:
-        path = self.model_dir / MANIFEST_FILENAME
-        if not path.is_file():
-            return {}
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise OnnxModelError(f"{path}: unreadable export settings: {exc}") from exc
-        if not isinstance(manifest, dict):
-            raise OnnxModelError(f"{path}: export settings must be a JSON object")
-        return manifest
+        return read_json_object(self.model_dir / MANIFEST_FILENAME, "export settings", OnnxModelError)
 
     def _make_tokenizer(self) -> Any:
         tokenizers: Any = require("tokenizers", "onnx")

@@ -14,7 +14,6 @@ a dict with ``sequence_output`` (``[batch, seq, hidden]``); pooling happens here
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from es_biomed.encode.base import Encoder, Pooling, fingerprint_files
+from es_biomed.encode.base import Encoder, Pooling, fingerprint_files, read_json_object
 from es_biomed.errors import EsBiomedError, require
 from es_biomed.tfmodels._dlopen import keep_tensorflow_symbols_local
 
@@ -146,15 +145,7 @@ class TFEncoder(Encoder):
 
     def _read_settings(self) -> dict[str, Any]:
         path = _find_file(self.model_dir, ENCODER_CONFIG_FILENAME)
-        if path is None:
-            return {}
-        try:
-            cfg = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise EsBiomedError(f"{path}: unreadable encoder settings: {exc}") from exc
-        if not isinstance(cfg, dict):
-            raise EsBiomedError(f"{path}: encoder settings must be a JSON object")
-        return cfg
+        return {} if path is None else read_json_object(path, "encoder settings", EsBiomedError)
 
     def _make_tokenizer(self) -> Any:
         tokenizers: Any = require("tokenizers", "tf")

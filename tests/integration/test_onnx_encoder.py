@@ -163,8 +163,8 @@ def test_query_encoder_falls_back_to_torch_without_an_export(tmp_path, monkeypat
 def test_reranked_cli_search_runs_without_torch_once_exported(minilm, minilm_onnx, onnx_cache, tmp_path):
     """Issue 10's light query path: an index built with torch, searched through the CLI on the fp32 export with
     the same hits and scores, and without torch, TensorFlow or transformers in the process."""
-    from es_biomed.corpus import iter_documents
     from es_biomed.backends import EmbeddedIndex
+    from es_biomed.corpus import iter_documents
     from es_biomed.ingest import index_documents
     from es_biomed.query.presets import default_plan
     from tests.conftest import REPO

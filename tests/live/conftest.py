@@ -12,6 +12,7 @@ reason (for the Elasticsearch node built from Maven Central: the modules Elastic
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -125,9 +126,7 @@ def make_backend(cluster_config) -> Iterator[Callable[..., object]]:  # type: ig
     made = []
 
     def factory(**kwargs: object) -> ClusterBackend:
-        cfg = cluster_config.__class__(
-            **{**cluster_config.__dict__, "alias": f"es-biomed-test-{uuid.uuid4().hex[:8]}"}
-        )
+        cfg = dataclasses.replace(cluster_config, alias=f"es-biomed-test-{uuid.uuid4().hex[:8]}")
         be = ClusterBackend.connect(cfg, **kwargs)
         made.append(be)
         return be
