@@ -335,26 +335,42 @@ class EmbeddedIndex:
             raise PlanError(f"mode {plan.mode!r} needs a query vector")
         if query_vector is not None and len(query_vector) != self.config.dims:
             raise EncoderMismatchError(f"query vector has {len(query_vector)} dims, index expects {self.config.dims}")
+        parts: dict[str, dict[str, float]] = {}
         if plan.mode == "bm25":
             hits = self.bm25(plan, plan.k)
+            parts = {h.doc_id: {"bm25": h.score} for h in hits}
         elif plan.mode == "rerank":
             first = self.bm25(plan, plan.first_pass_size)
             cos = self.vector_scores(query_vector, [h.doc_id for h in first[: plan.window_size]])  # type: ignore[arg-type]
             rescored = apply_rescore(first, {d: c + 1.0 for d, c in cos.items()}, plan)
             hits = [Hit(d, s) for d, s in rescored[: plan.k]]
+            parts = {h.doc_id: {"bm25": h.score} for h in first}
+            for d, c in cos.items():
+                parts[d]["cosine"] = c
         elif plan.mode == "dense":
             hits = self.knn(query_vector, plan.k, plan.filters)  # type: ignore[arg-type]
+            parts = {h.doc_id: {"cosine": 2.0 * h.score - 1.0} for h in hits}
         else:
-            lexical = [h.doc_id for h in self.bm25(plan, plan.window_size)]
-            dense = [h.doc_id for h in self.knn(query_vector, plan.window_size, plan.filters)]  # type: ignore[arg-type]
+            lexical = self.bm25(plan, plan.window_size)
+            dense = self.knn(query_vector, plan.window_size, plan.filters)  # type: ignore[arg-type]
             # ES's rrf retriever returns at most rank_window_size hits
-            fused = reciprocal_rank_fusion([lexical, dense], plan.rank_constant, plan.window_size)
+            fused = reciprocal_rank_fusion(
+                [[h.doc_id for h in lexical], [h.doc_id for h in dense]], plan.rank_constant, plan.window_size
+            )
+            parts = {d: {"rrf": s} for d, s in fused}
+            for h in lexical:
+                parts.setdefault(h.doc_id, {})["bm25"] = h.score
+            for h in dense:
+                parts.setdefault(h.doc_id, {})["cosine"] = 2.0 * h.score - 1.0
             if plan.mode == "hybrid_rerank":
                 cos = self.vector_scores(query_vector, [d for d, _ in fused[: plan.window_size]])  # type: ignore[arg-type]
                 fused = apply_rescore(fused, {d: c + 1.0 for d, c in cos.items()}, plan)
+                for d, c in cos.items():
+                    parts[d]["cosine"] = c
             hits = [Hit(d, s) for d, s in fused[: plan.k]]
+        parts = {h.doc_id: parts.get(h.doc_id, {}) for h in hits}
         sources = self.get(h.doc_id for h in hits) if with_sources else {}
-        return SearchResults(hits=hits, sources=sources, took_ms=(time.perf_counter() - t0) * 1000)
+        return SearchResults(hits=hits, sources=sources, took_ms=(time.perf_counter() - t0) * 1000, parts=parts)
 
 
 class IndexWriter:
