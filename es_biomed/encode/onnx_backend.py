@@ -3,12 +3,22 @@
 Tokenization uses Hugging Face ``tokenizers`` on the export's ``tokenizer.json`` (the same fast tokenizer the torch
 encoder uses), truncated to ``max_length`` and padded to the longest text of each length-sorted batch. Pooling
 follows the sentence-transformers config recorded at export (mean for MiniLM); the base class L2-normalizes.
+
+Three variants of one export, each a runtime and a precision:
+
+* ``fp32``: ``model.onnx`` on ONNX Runtime; matches torch within 1e-4 and then shares its fingerprint;
+* ``int8``: ``model_int8.onnx`` (dynamic int8 MatMuls, VNNI) on ONNX Runtime; a fingerprint of its own;
+* ``bf16``: ``model.onnx`` compiled by OpenVINO with bf16 inference precision (AMX / AVX512-BF16 GEMMs, fp32
+  accumulation); a fingerprint of its own. On a CPU without bf16 instructions OpenVINO runs it in fp32 (vectors
+  then differ from the bf16 ones by about 1e-3); :attr:`OnnxEncoder.precision` says which ran.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,14 +28,32 @@ from es_biomed.encode.base import Encoder, Pooling, fingerprint_files, read_json
 from es_biomed.encode.onnx_export import MANIFEST_FILENAME, VARIANT_FILES, _own_fingerprint
 from es_biomed.errors import EsBiomedError, require
 
-__all__ = ["OnnxEncoder", "OnnxModelError", "physical_cores"]
+__all__ = ["VARIANTS", "OnnxEncoder", "OnnxModelError", "Runtime", "physical_cores"]
 
 log = logging.getLogger(__name__)
 
-Variant = Literal["fp32", "int8"]
+Variant = Literal["fp32", "int8", "bf16"]
+Runtime = Literal["onnxruntime", "openvino"]
+
+
+@dataclass(frozen=True)
+class _VariantSpec:
+    file_variant: str  # key of VARIANT_FILES: which exported file
+    runtime: Runtime
+    precision: str  # what the runtime computes in
+    extra: str  # setup.cfg extra with the runtime
+
+
+#: Variant name -> exported file, runtime and precision.
+VARIANTS: dict[str, _VariantSpec] = {
+    "fp32": _VariantSpec("fp32", "onnxruntime", "fp32", "onnx"),
+    "int8": _VariantSpec("int8", "onnxruntime", "int8", "onnx"),
+    "bf16": _VariantSpec("fp32", "openvino", "bf16", "openvino"),
+}
 _POOLINGS = ("mean", "cls", "max")
 _TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "i64": np.int64, "i32": np.int32}
+_FLOAT_TYPES = ("tensor(float)", "f32")
 
 
 class OnnxModelError(ValueError, EsBiomedError):
@@ -55,7 +83,9 @@ class OnnxEncoder(Encoder):
         path: An export directory (``model.onnx``, ``tokenizer.json``, optionally ``es_biomed_onnx.json``) or an
             ``.onnx`` file inside one.
         name: Name recorded in indices; defaults to the path.
-        variant: ``"fp32"`` (``model.onnx``) or ``"int8"`` (``model_int8.onnx``); ignored when ``path`` is a file.
+        variant: ``"fp32"`` (``model.onnx``), ``"int8"`` (``model_int8.onnx``) or ``"bf16"`` (``model.onnx`` on
+            OpenVINO); when ``path`` is a file, ``fp32`` / ``bf16`` mean the file as given and ``int8`` is read
+            from the file name.
         max_length: Token limit; defaults to the export's, else the sentence-transformers config, else 512.
         pooling: Override the pooling mode.
         threads: ONNX Runtime intra-op threads; defaults to the number of physical cores.
@@ -65,7 +95,7 @@ class OnnxEncoder(Encoder):
 
     Raises:
         OnnxModelError: a file is missing or corrupt, or the model's inputs and outputs don't match the tokenizer.
-        MissingDependencyError: onnxruntime or tokenizers is not installed.
+        MissingDependencyError: onnxruntime (openvino for ``bf16``) or tokenizers is not installed.
 
     Example:
         >>> enc = OnnxEncoder("~/.cache/es-biomed/onnx/all-MiniLM-L6-v2-0123456789abcdef")  # doctest: +SKIP
@@ -87,14 +117,16 @@ class OnnxEncoder(Encoder):
         if device not in (None, "cpu"):
             raise EsBiomedError(f"the ONNX encoder runs on the CPU only; got device={device!r}")
         path = Path(path).expanduser()
+        if variant not in VARIANTS:
+            raise OnnxModelError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
         if path.suffix == ".onnx":
             self.model_dir, self.onnx_file = path.parent, path
-            variant = next((v for v, f in VARIANT_FILES.items() if f == path.name), "fp32")  # type: ignore[assignment]
+            if path.name == VARIANT_FILES["int8"]:
+                variant = "int8"
         else:
-            if variant not in VARIANT_FILES:
-                raise OnnxModelError(f"variant must be one of {tuple(VARIANT_FILES)}, got {variant!r}")
-            self.model_dir, self.onnx_file = path, path / VARIANT_FILES[variant]
+            self.model_dir, self.onnx_file = path, path / VARIANT_FILES[VARIANTS[variant].file_variant]
         self.variant: Variant = variant
+        self.runtime: Runtime = VARIANTS[variant].runtime
         self.name = name or str(path)
         self.manifest = self._read_manifest()
         cfg_pool, cfg_len = read_pooling_config(self.model_dir)
@@ -107,10 +139,16 @@ class OnnxEncoder(Encoder):
         )
         self.tokenizer_file = self.model_dir / "tokenizer.json"
         self.tokenizer = self._make_tokenizer()
-        self._ort: Any = require("onnxruntime", "onnx")
         self.threads = int(threads or physical_cores())
         self.max_batch_tokens = int(max_batch_tokens)
-        self.session = self._make_session()
+        if not self.onnx_file.is_file():
+            raise OnnxModelError(
+                f"{self.onnx_file}: no such ONNX file; export one with es_biomed.encode.onnx_export.export_onnx "
+                "or load the encoder by its registered name"
+            )
+        self.session = _OrtSession(self) if self.runtime == "onnxruntime" else _OpenVinoSession(self)
+        #: Precision the runtime computes in: ``fp32``, ``int8`` or ``bf16`` (``fp32`` where the CPU lacks bf16).
+        self.precision: str = self.session.precision
         self._feeds, self._output = self._check_signature()
         try:  # one tiny batch: checks the contract end to end and reads the width
             probe = self._embed_batch([""])
@@ -179,7 +217,7 @@ class OnnxEncoder(Encoder):
 
     def _run(self, feats: dict[str, np.ndarray]) -> np.ndarray:
         """One ONNX Runtime call and the pooling: ``[b, L]`` token inputs to ``[b, dims]`` float32."""
-        (tokens,) = self.session.run([self._output], feats)
+        tokens = self.session.run(self._output, feats)
         if self.pooling == "cls":
             return np.ascontiguousarray(tokens[:, 0], dtype=np.float32)
         mask = feats["attention_mask"].astype(np.float32)[:, :, None]
@@ -211,24 +249,6 @@ class OnnxEncoder(Encoder):
         tok.enable_padding(pad_id=tok.token_to_id(pad_token), pad_token=pad_token)
         return tok
 
-    def _make_session(self) -> Any:
-        ort = self._ort
-        if not self.onnx_file.is_file():
-            raise OnnxModelError(
-                f"{self.onnx_file}: no such ONNX file; export one with es_biomed.encode.onnx_export.export_onnx "
-                "or load the encoder by its registered name"
-            )
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            return ort.InferenceSession(str(self.onnx_file), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/InvalidGraph types
-            raise OnnxModelError(f"{self.onnx_file}: not a loadable ONNX model: {exc}") from exc
-
     def _check_signature(self) -> tuple[dict[str, type], str]:
         """The model's inputs must be tokenizer columns (int, rank 2) and one output rank-3 float."""
         expected = (
@@ -236,7 +256,7 @@ class OnnxEncoder(Encoder):
             "output last_hidden_state float32 [batch, sequence, hidden]"
         )
         feeds: dict[str, type] = {}
-        for inp in self.session.get_inputs():
+        for inp in self.session.inputs():
             if inp.name not in _TOKEN_INPUTS or inp.type not in _INT_TYPES or len(inp.shape) != 2:
                 raise OnnxModelError(
                     f"{self.onnx_file}: input {inp.name!r} ({inp.type}, shape {inp.shape}) does not match the "
@@ -246,12 +266,91 @@ class OnnxEncoder(Encoder):
         missing = [k for k in ("input_ids", "attention_mask") if k not in feeds]
         if missing:
             raise OnnxModelError(f"{self.onnx_file}: missing input(s) {', '.join(missing)}; expected {expected}")
-        outputs = {o.name: o for o in self.session.get_outputs()}
+        outputs = {o.name: o for o in self.session.outputs()}
         out = outputs.get(self.manifest.get("output", "last_hidden_state"))
         if out is None:
             rank3 = [o for o in outputs.values() if len(o.shape) == 3]
             out = rank3[0] if len(rank3) == 1 else None
-        if out is None or len(out.shape) != 3 or out.type != "tensor(float)":
+        if out is None or len(out.shape) != 3 or out.type not in _FLOAT_TYPES:
             found = ", ".join(f"{o.name} ({o.type}, shape {o.shape})" for o in outputs.values())
             raise OnnxModelError(f"{self.onnx_file}: outputs {found} do not match; expected {expected}")
         return feeds, out.name
+
+
+@dataclass(frozen=True)
+class _Port:
+    """A model input or output as both runtimes describe it: name, element type, shape (None = dynamic)."""
+
+    name: str
+    type: str
+    shape: list[Any]
+
+
+class _OrtSession:
+    """``model.onnx`` / ``model_int8.onnx`` on ONNX Runtime's CPU provider (``run`` is thread-safe)."""
+
+    def __init__(self, enc: OnnxEncoder) -> None:
+        ort: Any = require("onnxruntime", VARIANTS[enc.variant].extra)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.intra_op_num_threads = enc.threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(enc.onnx_file), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/InvalidGraph types
+            raise OnnxModelError(f"{enc.onnx_file}: not a loadable ONNX model: {exc}") from exc
+        self.precision = VARIANTS[enc.variant].precision
+
+    def inputs(self) -> list[_Port]:
+        return [_Port(i.name, i.type, list(i.shape)) for i in self._session.get_inputs()]
+
+    def outputs(self) -> list[_Port]:
+        return [_Port(o.name, o.type, list(o.shape)) for o in self._session.get_outputs()]
+
+    def run(self, output: str, feats: dict[str, np.ndarray]) -> np.ndarray:
+        (tokens,) = self._session.run([output], feats)
+        return tokens
+
+
+class _OpenVinoSession:
+    """``model.onnx`` compiled by OpenVINO for the CPU, in bf16 where the CPU has it.
+
+    One compiled model; one infer request per calling thread (a request is not thread-safe, the model is).
+    """
+
+    def __init__(self, enc: OnnxEncoder) -> None:
+        ov: Any = require("openvino", VARIANTS[enc.variant].extra)
+        config = {
+            "INFERENCE_PRECISION_HINT": VARIANTS[enc.variant].precision,
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": enc.threads,
+        }
+        try:
+            self._model = ov.Core().compile_model(str(enc.onnx_file), "CPU", config)
+        except Exception as exc:  # openvino raises RuntimeError subclasses with the frontend's report
+            raise OnnxModelError(f"{enc.onnx_file}: OpenVINO cannot compile this ONNX model: {exc}") from exc
+        hint = self._model.get_property("INFERENCE_PRECISION_HINT")  # an ov.Type: what the plugin will really use
+        self.precision = {"bf16": "bf16", "f16": "fp16"}.get(hint.get_type_name(), "fp32")
+        self._local = threading.local()
+
+    @staticmethod
+    def _port(p: Any) -> _Port:
+        shape = [None if d.is_dynamic else d.get_length() for d in p.get_partial_shape()]
+        return _Port(p.get_any_name(), p.get_element_type().get_type_name(), shape)
+
+    def inputs(self) -> list[_Port]:
+        return [self._port(p) for p in self._model.inputs]
+
+    def outputs(self) -> list[_Port]:
+        return [self._port(p) for p in self._model.outputs]
+
+    def run(self, output: str, feats: dict[str, np.ndarray]) -> np.ndarray:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._model.create_infer_request()
+        result = request.infer(feats)
+        return np.array(result[self._model.output(output)], dtype=np.float32)

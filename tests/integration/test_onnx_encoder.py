@@ -191,3 +191,45 @@ def test_reranked_cli_search_runs_without_torch_once_exported(minilm, minilm_onn
     hits = json.loads(result["out"])["hits"]
     assert [h["doc_id"] for h in hits] == [h["doc_id"] for h in expected]
     assert [h["score"] for h in hits] == pytest.approx([h["score"] for h in expected], rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def minilm_bf16(onnx_cache, minilm_onnx):
+    pytest.importorskip("openvino")
+    return load_encoder("all-MiniLM-L6-v2-bf16")
+
+
+def test_bf16_is_another_encoder_close_to_fp32(minilm_onnx, minilm_bf16, texts):
+    assert minilm_bf16.info.name == "all-MiniLM-L6-v2-bf16" and minilm_bf16.runtime == "openvino"
+    assert minilm_bf16.model_dir == minilm_onnx.model_dir  # the fp32 file of the same export
+    assert minilm_bf16.fingerprint != minilm_onnx.fingerprint
+    ref, got = minilm_onnx.encode(texts), minilm_bf16.encode(texts)
+    assert got.shape == ref.shape and got.dtype == np.float32
+    cos = (ref * got).sum(axis=1)
+    # bf16 GEMMs with fp32 accumulation: about 1e-3 per coordinate, cosine above 0.999 (int8's minimum is 0.987).
+    assert cos.min() > 0.999 and np.abs(got - ref).max() < 1e-2
+    if minilm_bf16.precision == "bf16":  # the CPU has AMX / AVX512-BF16: really another precision
+        assert np.abs(got - ref).max() > 1e-5
+
+
+def test_bf16_threads_share_one_compiled_model(minilm_bf16, texts):
+    from concurrent.futures import ThreadPoolExecutor
+
+    chunks = [texts[i::4] for i in range(4)]
+    alone = [minilm_bf16.encode(c) for c in chunks]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(minilm_bf16.encode, chunks))
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_index_built_with_fp32_refuses_bf16(minilm_onnx, minilm_bf16, tmp_path):
+    from es_biomed.backends import EmbeddedIndex
+    from es_biomed.corpus import load_beir
+    from es_biomed.errors import EncoderMismatchError
+    from es_biomed.ingest import index_documents
+
+    docs = list(load_beir(REPO / "data" / "scifact-sample").corpus.values())[:8]
+    index_documents(docs, tmp_path / "idx", minilm_onnx)
+    with pytest.raises(EncoderMismatchError, match="all-MiniLM-L6-v2-bf16"):
+        EmbeddedIndex(tmp_path / "idx").check_encoder(minilm_bf16.info)

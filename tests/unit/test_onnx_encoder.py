@@ -264,3 +264,38 @@ def test_no_export_and_no_torch_says_what_to_install(tmp_path, monkeypatch):
         onnx_export.ensure_exported("tiny", src)
     assert "pip install 'es-biomed[torch,onnx]'" in str(err.value)
     assert not (tmp_path / "cache").exists()
+
+
+# -- the bf16 variant: the same export on OpenVINO -----------------------------------------------------------------
+
+
+def test_openvino_runtime_pools_by_hand(tiny):
+    pytest.importorskip("openvino")
+    enc = OnnxEncoder(tiny, variant="bf16", max_length=8)
+    assert enc.runtime == "openvino" and enc.onnx_file == tiny / "model.onnx" and enc.dims == 4
+    assert enc.precision in ("bf16", "fp32")  # fp32 where the CPU has no bf16 instructions
+    got = enc.encode(["aspirin", "Aspirin fever", "unknownword"], batch_size=2)
+    expected = np.array([[2, 1, 0, 0], [2, 1, 1, 0], [1, 0, 0, 0]], dtype=np.float32)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(got, expected, atol=1e-2)  # 0, 1/3, 2/3 and their means are exact to bf16's 8 bits
+    assert enc.fingerprint != OnnxEncoder(tiny).fingerprint  # a different encoder from the same file on ORT
+
+
+def test_openvino_rejects_a_corrupt_file_naming_it(tiny):
+    pytest.importorskip("openvino")
+    (tiny / "model.onnx").write_bytes(b"\x08\x07this is not a protobuf" * 10)
+    with pytest.raises(OnnxModelError, match=re.escape(f"{tiny / 'model.onnx'}: OpenVINO cannot compile")):
+        OnnxEncoder(tiny, variant="bf16")
+
+
+def test_openvino_checks_the_signature(tmp_path):
+    pytest.importorskip("openvino")
+    write_tokenizer(tmp_path / "tokenizer.json")
+    write_model(tmp_path / "model.onnx", rank3=False)
+    with pytest.raises(OnnxModelError, match="do not match; expected"):
+        OnnxEncoder(tmp_path, variant="bf16")
+
+
+def test_unknown_variant(tiny):
+    with pytest.raises(OnnxModelError, match=r"variant must be one of \('fp32', 'int8', 'bf16'\), got 'fp16'"):
+        OnnxEncoder(tiny, variant="fp16")  # type: ignore[arg-type]
