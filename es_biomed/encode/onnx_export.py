@@ -43,6 +43,8 @@ __all__ = [
     "VARIANT_FILES",
     "ensure_exported",
     "export_onnx",
+    "export_torch_graph",
+    "fuse_transformer_graph",
     "onnx_cache_dir",
     "source_fingerprint",
 ]
@@ -167,24 +169,9 @@ def export_onnx(
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         raw = Path(tmp) / "raw.onnx"
-        axes = {k: {0: "batch", 1: "sequence"} for k in input_names}
-        axes["last_hidden_state"] = {0: "batch", 1: "sequence"}
-        with torch.inference_mode(), warnings.catch_warnings():
-            # The TorchScript exporter is deprecated in torch >= 2.9 but its graphs are the ones ORT's BERT fusions
-            # match; the tracer's constant warnings are about the attention-mask arithmetic, which is shape-generic.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            torch.onnx.export(
-                _Hidden(model),
-                tuple(sample[k] for k in input_names),
-                str(raw),
-                input_names=input_names,
-                output_names=["last_hidden_state"],
-                dynamic_axes=axes,
-                opset_version=_OPSET,
-                do_constant_folding=True,
-                dynamo=False,
-            )
+        export_torch_graph(
+            _Hidden(model), tuple(sample[k] for k in input_names), input_names, ["last_hidden_state"], raw
+        )
         _optimize(raw, out / VARIANT_FILES["fp32"], settings)
     if int8:
         from onnx import TensorProto
@@ -236,6 +223,42 @@ def export_onnx(
         )
     (out / MANIFEST_FILENAME).write_text(json.dumps(manifest, indent=2) + "\n")
     return out
+
+
+def export_torch_graph(
+    module: Any, sample: tuple[Any, ...], input_names: list[str], output_names: list[str], dest: Path
+) -> Path:
+    """Trace a torch module over ``sample`` (``int64 [batch, sequence]`` token inputs) into an ONNX file whose
+    inputs and outputs all have dynamic ``batch`` and ``sequence`` axes (the graph ORT's BERT fusions match).
+
+    Shared by the encoder export and the QA reader's (:mod:`es_biomed.qa.onnx`, outputs ``start_logits`` and
+    ``end_logits``).
+    """
+    torch: Any = require("torch", "torch")
+    axes = {k: {0: "batch", 1: "sequence"} for k in (*input_names, *output_names)}
+    with torch.inference_mode(), warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in torch >= 2.9 but its graphs are the ones ORT's BERT fusions
+        # match; the tracer's constant warnings are about the attention-mask arithmetic, which is shape-generic.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            module,
+            sample,
+            str(dest),
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=axes,
+            opset_version=_OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    return dest
+
+
+def fuse_transformer_graph(raw: Path, dest: Path, model_type: str | None, num_heads: int, hidden_size: int) -> None:
+    """ORT's transformer fusions for a BERT-family graph written by :func:`export_torch_graph` (other model types
+    are copied as exported)."""
+    _optimize(raw, dest, {"model_type": model_type, "num_heads": num_heads, "dims": hidden_size})
 
 
 def _own_fingerprint(onnx_file: Path, tokenizer_file: Path, base: dict[str, Any], variant: str) -> str:
