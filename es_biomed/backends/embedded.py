@@ -238,6 +238,15 @@ class EmbeddedIndex:
         finally:
             con.close()
 
+    def facets(self) -> dict[str, Any]:
+        """What the filters can take: ``{"sources": {source: documents}, "years": [first, last] or None}``."""
+        names, counts = np.unique(self._source[self._source != ""].astype(str), return_counts=True)
+        years = self._year[self._year >= 0]
+        return {
+            "sources": {str(n): int(c) for n, c in zip(names, counts, strict=True)},
+            "years": [int(years.min()), int(years.max())] if len(years) else None,
+        }
+
     def analyze(self, text: str) -> list[str]:
         """Tokens of ``text`` after the index analyzer."""
         return list(self._analyzer.analyze(text))

@@ -1,0 +1,150 @@
+"""The ASGI application: :func:`create_app` loads the searcher, its encoder and the asker once (lifespan) and
+serves the API, the OpenAPI document (``/openapi.json``, ``/docs`` with locally served assets) and the page.
+
+The service has no authentication: it binds 127.0.0.1 by default and belongs behind a proxy that
+authenticates when it is exposed to others.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from es_biomed.searcher import Searcher
+from es_biomed.serve.highlight import Highlighter
+from es_biomed.serve.routes import PAGE_HEADERS, STATIC_DIR, ServeState, param_error_response, router
+from es_biomed.serve.schemas import ParamError
+
+__all__ = ["create_app", "load_state", "DEFAULT_READER", "DEFAULT_PASSAGES"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_READER = "biomed-qa"
+DEFAULT_PASSAGES = 20
+
+
+def load_state(
+    index: str | os.PathLike[str],
+    encoder: str | None = None,
+    qa: bool = True,
+    reader: str = DEFAULT_READER,
+    passages: int = DEFAULT_PASSAGES,
+) -> ServeState:
+    """Open the index, load its query encoder (one warm-up query) and, where :mod:`es_biomed.qa` is installed,
+    the asker. A QA model that cannot be loaded leaves ``/ask`` answering 503 with the reason; the search
+    still serves."""
+    searcher = Searcher(index, encoder)
+    searcher.encoder.encode_queries(["warm up"])
+    state = ServeState(searcher=searcher, highlighter=Highlighter(searcher.index.analyze))
+    if not qa:
+        state.qa_error = "disabled (--no-qa)"
+        return state
+    try:
+        from es_biomed.qa import Asker
+    except ImportError as exc:
+        state.qa_error = f"es_biomed.qa cannot be imported ({exc})"
+        logger.warning("serve: /ask disabled: %s", state.qa_error)
+        return state
+    try:
+        state.asker = Asker(searcher, reader=reader, passages=passages)
+        state.reader = reader
+    except Exception as exc:  # noqa: BLE001 - any load failure of the optional reader disables /ask, with its reason
+        state.qa_error = f"reader {reader!r} could not be loaded: {type(exc).__name__}: {exc}"
+        logger.warning("serve: /ask disabled: %s", state.qa_error)
+    return state
+
+
+def _param_of(loc: list[Any]) -> str:
+    """``["query", "k"]`` -> ``k``; ``["body", "filters", "year_from"]`` -> ``filters.year_from``."""
+    rest = (
+        [p for p in loc[1:] if not isinstance(p, int) and p != "[key]"] if loc and loc[0] in ("query", "body") else loc
+    )
+    return ".".join(str(p) for p in rest) or (str(loc[0]) if loc else "request")
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    raw = list(exc.errors())
+    detail = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in jsonable_encoder(raw, exclude={"input"})]
+    first = detail[0] if detail else {"loc": ["request"], "msg": "invalid request", "type": "value_error"}
+    if first.get("type") == "json_invalid":
+        why = (raw[0].get("ctx") or {}).get("error") or first.get("msg")
+        message = f"body: malformed JSON: {why}"
+        return JSONResponse(status_code=400, content={"param": "body", "message": message, "detail": detail})
+    param = _param_of(list(first.get("loc", [])))
+    return JSONResponse(
+        status_code=422, content={"param": param, "message": f"{param}: {first.get('msg')}", "detail": detail}
+    )
+
+
+async def _param_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ParamError)
+    return param_error_response(exc)
+
+
+def create_app(
+    index: str | os.PathLike[str] | None = None,
+    *,
+    encoder: str | None = None,
+    qa: bool = True,
+    reader: str = DEFAULT_READER,
+    passages: int = DEFAULT_PASSAGES,
+    state: ServeState | None = None,
+) -> FastAPI:
+    """The ASGI app for the embedded index at ``index`` (loaded at startup), or over a ready ``state``.
+
+    Example:
+        >>> import uvicorn                                                      # doctest: +SKIP
+        >>> uvicorn.run(create_app("indexes/scifact-sample"), host="127.0.0.1", port=8080)  # doctest: +SKIP
+    """
+    if index is None and state is None:
+        raise ValueError("create_app needs an index path or a ServeState")
+    from fastapi_offline import FastAPIOffline
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.serve = state or await run_in_threadpool(load_state, index, encoder, qa, reader, passages)  # type: ignore[arg-type]
+        yield
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("es-biomed")
+    except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+        ver = "0"
+    app = FastAPIOffline(
+        title="es-biomed",
+        version=ver,
+        description=(
+            "Biomedical literature search (BM25, cosine rerank, hybrid) and extractive answers. "
+            "**No authentication**: keep it on 127.0.0.1 or behind an authenticating proxy."
+        ),
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    if state is not None:  # ready now, also for clients that do not run the lifespan (httpx's ASGITransport)
+        app.state.serve = state
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ParamError, _param_error)
+    app.include_router(router)
+    app.mount("/static", _PageFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+class _PageFiles(StaticFiles):
+    """The page's assets, with the page's security headers."""
+
+    async def get_response(self, path: str, scope: Any) -> Any:
+        response = await super().get_response(path, scope)
+        response.headers.update(PAGE_HEADERS)
+        return response

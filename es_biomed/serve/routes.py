@@ -1,0 +1,178 @@
+"""The HTTP API: ``/search`` (GET and POST), ``/ask``, ``/health`` and the page at ``/``.
+
+Handlers are ``async`` and never block the event loop: every search and every answer runs in the worker thread
+pool (:func:`starlette.concurrency.run_in_threadpool`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from es_biomed.errors import PlanError
+from es_biomed.query.plan import MAX_RESCORE_WINDOW, SearchPlan
+from es_biomed.searcher import Searcher
+from es_biomed.serve.highlight import Highlighter
+from es_biomed.serve.results import hits_to_json
+from es_biomed.serve.schemas import (
+    MAX_K,
+    MAX_QUERY_CHARS,
+    AskResponse,
+    ErrorResponse,
+    HealthResponse,
+    Mode,
+    ParamError,
+    PlanBody,
+    SearchResponse,
+    check_question,
+    plan_from_body,
+    plan_from_params,
+)
+
+__all__ = ["ServeState", "router", "STATIC_DIR", "PAGE_HEADERS"]
+
+STATIC_DIR = Path(__file__).with_name("static")
+#: The page runs only its own script and talks only to this server (an injected ``<script>`` would not run).
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Malformed JSON body"},
+    422: {"model": ErrorResponse, "description": "A parameter is invalid; `param` names it"},
+}
+
+
+@dataclass
+class ServeState:
+    """What the service loads once at startup: the searcher (with its encoder), the highlighter, the asker."""
+
+    searcher: Searcher
+    highlighter: Highlighter
+    asker: Any | None = None
+    qa_error: str | None = None
+    reader: str | None = None
+
+    def search(self, plan: SearchPlan) -> dict[str, Any]:
+        """Run ``plan`` (blocking: call it from a worker thread) and build the response."""
+        t0 = time.perf_counter()
+        vec = self.searcher.encoder.encode_queries([plan.query])[0] if plan.mode != "bm25" else None
+        results = self.searcher.index.search(plan, vec, with_sources=True)
+        f = plan.filters
+        return {
+            "query": plan.query,
+            "mode": plan.mode,
+            "k": plan.k,
+            "window_size": plan.window_size,
+            "filters": {"sources": list(f.sources), "year_from": f.year_from, "year_to": f.year_to},
+            "hits": hits_to_json(results, plan, self.highlighter),
+            "took_ms": round((time.perf_counter() - t0) * 1000, 3),
+        }
+
+    def ask(self, question: str, k: int, overrides: dict[str, Any] | None) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        answers = self.asker.ask(question, k=k, plan_overrides=overrides)  # type: ignore[union-attr]
+        return {
+            "question": question,
+            "answers": [a.to_dict() for a in answers],
+            "took_ms": round((time.perf_counter() - t0) * 1000, 3),
+        }
+
+
+def get_state(request: Request) -> ServeState:
+    return request.app.state.serve  # type: ignore[no-any-return]
+
+
+State = Annotated[ServeState, Depends(get_state)]
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+async def page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
+
+
+@router.get("/search", response_model=SearchResponse, responses=ERRORS, tags=["search"])
+async def search_get(
+    state: State,
+    q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="The query (not empty).")],
+    mode: Annotated[Mode, Query(description="Search mode.")] = "rerank",
+    k: Annotated[int, Query(ge=1, le=MAX_K, description="Number of hits.")] = 10,
+    window: Annotated[
+        int | None, Query(ge=1, le=MAX_RESCORE_WINDOW, description="Rescore window (default: the tuned preset).")
+    ] = None,
+    source: Annotated[list[str], Query(description="Keep only these sources (repeat the parameter).")] = [],  # noqa: B006
+    year_from: Annotated[int | None, Query(description="First publication year kept.")] = None,
+    year_to: Annotated[int | None, Query(description="Last publication year kept.")] = None,
+) -> dict[str, Any]:
+    """Search the index: BM25, BM25 + cosine rerank, dense kNN or hybrid RRF. Each hit carries its stored
+    fields, DOI and PubMed links, a snippet with highlight ranges and its score parts."""
+    plan = plan_from_params(q, mode, k, window, source, year_from, year_to)
+    return await run_in_threadpool(state.search, plan)
+
+
+@router.post("/search", response_model=SearchResponse, responses=ERRORS, tags=["search"])
+async def search_post(state: State, body: PlanBody) -> dict[str, Any]:
+    """Search with a JSON :class:`SearchPlan` (fields, weights, score mode, filters...); unset fields take the
+    tuned preset."""
+    plan = plan_from_body(body)
+    return await run_in_threadpool(state.search, plan)
+
+
+@router.get(
+    "/ask",
+    response_model=AskResponse,
+    responses={**ERRORS, 503: {"model": ErrorResponse, "description": "Question answering is not available"}},
+    tags=["qa"],
+)
+async def ask(
+    state: State,
+    q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="The question (not empty).")],
+    k: Annotated[int, Query(ge=1, le=50, description="Number of answers.")] = 5,
+    mode: Annotated[Mode | None, Query(description="Search mode of the retrieval (default: rerank).")] = None,
+) -> Any:
+    """Answer a question: the search finds passages and the extractive QA model points at the answers in them.
+    Each answer carries its score and evidence (document, title, year, sentence, character offsets)."""
+    question = check_question(q)
+    if state.asker is None:
+        return JSONResponse(
+            status_code=503,
+            content={
+                "param": "qa",
+                "message": f"question answering is not available: {state.qa_error}",
+                "detail": [],
+            },
+        )
+    overrides = {"mode": mode} if mode else None
+    try:
+        return await run_in_threadpool(state.ask, question, k, overrides)
+    except PlanError as exc:  # e.g. a hybrid window smaller than the passages the asker fetches
+        raise ParamError("mode", str(exc)) from exc
+
+
+@router.get("/health", response_model=HealthResponse, tags=["service"])
+async def health(state: State) -> dict[str, Any]:
+    """The index (path, document count, sources, years) and the encoder's identity."""
+    index = state.searcher.index
+    enc = state.searcher.encoder.info.to_dict()
+    recorded = index.encoder_info
+    return {
+        "status": "ok",
+        "index": {"path": str(index.path), "documents": index.count(), **index.facets()},
+        "encoder": {**enc, "index_encoder": recorded.get("name")},
+        "qa": {"available": state.asker is not None, "reader": state.reader, "error": state.qa_error},
+    }
+
+
+def param_error_response(exc: ParamError) -> JSONResponse:
+    return JSONResponse(status_code=exc.status, content=exc.to_dict())
