@@ -19,6 +19,8 @@ from typing import Any
 
 import click
 
+from es_biomed.serve.cli import serve
+
 EXIT_REJECTED = 3
 BACKENDS = ("embedded", "es", "opensearch")
 CLUSTER_ENGINES = {"es": "elasticsearch", "opensearch": "opensearch"}
@@ -760,6 +762,8 @@ def ingest_retry_failed(job_id: str) -> None:
         else f"job {job_id}: no failed batches"
     )
 
+
+main.add_command(serve)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
