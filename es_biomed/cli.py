@@ -59,14 +59,15 @@ def _errors() -> tuple[type[BaseException], ...]:
 
 
 def _load_encoder(name: str | None, index_path: str | None = None, queries: bool = False) -> Any:
-    """The encoder named, or the one recorded in an existing embedded index, or the default. For ``queries``,
-    an fp32 ONNX export with the same identity is used where one is on disk (no torch import)."""
+    """The encoder named, or the one recorded in an existing embedded index, or the default; run on the fastest
+    variant with the same identity: for ``queries`` the fp32 ONNX export where one is on disk (no torch import),
+    for documents the bf16 (OpenVINO) or fp32 ONNX export, made on first use."""
     from es_biomed.backends.embedded import EmbeddedIndex
-    from es_biomed.encode.registry import load_encoder, load_query_encoder
+    from es_biomed.encode.registry import load_document_encoder, load_query_encoder
 
     if name is None and index_path and EmbeddedIndex.exists(index_path):
         name = EmbeddedIndex(index_path).encoder_info["name"]
-    return load_query_encoder(name) if queries else load_encoder(name)
+    return load_query_encoder(name) if queries else load_document_encoder(name)
 
 
 def _es_backend(alias: str | None, backend: str = "es") -> Any:

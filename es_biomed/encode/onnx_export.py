@@ -33,16 +33,18 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from es_biomed.encode.base import Pooling, fingerprint_files, read_pooling_config
+from es_biomed.encode.base import Pooling, fingerprint_files, read_json_object, read_pooling_config
 from es_biomed.errors import EsBiomedError, require
 
 __all__ = [
     "MANIFEST_FILENAME",
+    "BF16_TOLERANCE",
     "PARITY_TOLERANCE",
     "PROBE_TEXTS",
     "VARIANT_FILES",
     "ensure_exported",
     "export_onnx",
+    "record_bf16_parity",
     "export_torch_graph",
     "fuse_transformer_graph",
     "onnx_cache_dir",
@@ -57,6 +59,10 @@ MANIFEST_FILENAME = "es_biomed_onnx.json"
 VARIANT_FILES = {"fp32": "model.onnx", "int8": "model_int8.onnx"}
 #: Max abs difference (unit-norm vectors) under which the fp32 ONNX model keeps the torch encoder's fingerprint.
 PARITY_TOLERANCE = 1e-4
+#: Max abs difference from the fp32 export under which the bf16 variant (OpenVINO) shares the fp32 fingerprint.
+#: Measured about 1.7e-3 on :data:`PROBE_TEXTS`; index compatibility at that level is shown by the quality gate in
+#: benchmarks/RESULTS.md (SciFact NDCG@10 and BioASQ MRR@10 within 0.003 of fp32, in both directions).
+BF16_TOLERANCE = 5e-3
 #: Texts the export checks parity on: empty, one letter, biomedical, non-ASCII and longer than 256 tokens.
 PROBE_TEXTS = (
     "",
@@ -222,7 +228,54 @@ def export_onnx(
             "%s: fp32 ONNX differs from torch by %.2e > %g; it gets its own fingerprint", src, diff, PARITY_TOLERANCE
         )
     (out / MANIFEST_FILENAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    record_bf16_parity(out)
     return out
+
+
+def record_bf16_parity(export_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """Measure the bf16 variant against the fp32 export on :data:`PROBE_TEXTS` and record it in the manifest.
+
+    The bf16 variant is the fp32 ``model.onnx`` compiled by OpenVINO in bf16. Its record carries the fp32
+    fingerprint (so indices built with torch, fp32 ONNX or bf16 are interchangeable) only if the fp32 export earned
+    the torch fingerprint and bf16 is within :data:`BF16_TOLERANCE` of it; else a fingerprint of its own. Returns
+    the record, or ``None`` (nothing written) when openvino or onnxruntime is not installed.
+    """
+    import importlib.util
+
+    out = Path(export_dir)
+    if importlib.util.find_spec("openvino") is None or importlib.util.find_spec("onnxruntime") is None:
+        return None
+    import numpy as np
+
+    from es_biomed.encode.onnx_backend import OnnxEncoder
+
+    manifest = read_json_object(out / MANIFEST_FILENAME, "export settings", EsBiomedError)
+    fp32 = manifest.get("variants", {}).get("fp32")
+    if not fp32:
+        raise EsBiomedError(f"{out}: the manifest records no fp32 variant; re-export the model")
+    bf16 = OnnxEncoder(out, variant="bf16")
+    diff = float(np.abs(OnnxEncoder(out, variant="fp32").encode(PROBE_TEXTS) - bf16.encode(PROBE_TEXTS)).max())
+    base = {k: manifest[k] for k in ("pooling", "max_length", "dims")}
+    compatible = fp32.get("fingerprint") == manifest.get("source_fingerprint") and diff <= BF16_TOLERANCE
+    record = {
+        "file": fp32["file"],
+        "runtime": "openvino",
+        "precision": bf16.precision,
+        "sha": fp32["sha"],
+        "parity_vs_fp32_max_abs_diff": diff,
+        "fingerprint": fp32["fingerprint"]
+        if compatible
+        else _own_fingerprint(out / fp32["file"], out / "tokenizer.json", base, "bf16"),
+    }
+    if not compatible:
+        log.warning("%s: bf16 differs from fp32 by %.2e > %g; it gets its own fingerprint", out, diff, BF16_TOLERANCE)
+    manifest.setdefault("variants", {})["bf16"] = record
+    manifest.setdefault("versions", {})["openvino"] = importlib.import_module("openvino").__version__
+    fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=out)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, out / MANIFEST_FILENAME)  # readers see the old manifest or the new one, never half of one
+    return record
 
 
 def export_torch_graph(
@@ -314,6 +367,10 @@ def ensure_exported(name: str, model_dir: str | os.PathLike[str], max_length: in
     src = Path(model_dir)
     target = onnx_cache_dir() / f"{name}-{source_fingerprint(src, max_length)}"
     if (target / MANIFEST_FILENAME).is_file():
+        if "bf16" not in read_json_object(target / MANIFEST_FILENAME, "export settings", EsBiomedError).get(
+            "variants", {}
+        ):
+            record_bf16_parity(target)  # an export made before the bf16 variant, or without openvino then
         return target
     try:
         require("torch", "torch")

@@ -3,8 +3,8 @@
 Named models live in ``models.json`` (data, not code). An entry ships its files either in another Python package
 (``"package"`` plus ``"path_function"``, a function returning the model directory) or inside es-biomed itself
 (``"path"``, a directory relative to this package, e.g. ``"weights/biomed-minilm"``). An ONNX entry
-(``"backend": "onnx"``) names the torch entry it is exported from (``"source"``) and its ``"variant"`` (``"fp32"`` or
-``"int8"``); its files are exported once into the ONNX cache (:func:`~es_biomed.encode.onnx_export.ensure_exported`).
+(``"backend": "onnx"``) names the torch entry it is exported from (``"source"``) and its ``"variant"`` (``"fp32"``,
+``"int8"`` or ``"bf16"``); its files are exported once into the ONNX cache (:func:`~es_biomed.encode.onnx_export.ensure_exported`).
 A path is inspected: a TensorFlow SavedModel / TF-Hub module (``saved_model.pb`` or ``tfhub_module.pb``) goes to
 the TF backend, an ONNX export (``model.onnx``, or a ``.onnx`` file) to the ONNX backend, a Hugging Face
 directory (``config.json`` plus weights) to the torch backend.
@@ -21,7 +21,14 @@ from typing import Any, Literal
 from es_biomed.encode.base import Encoder
 from es_biomed.errors import EsBiomedError, MissingDependencyError
 
-__all__ = ["DEFAULT_ENCODER", "load_encoder", "load_query_encoder", "known_encoders", "resolve_model_path"]
+__all__ = [
+    "DEFAULT_ENCODER",
+    "known_encoders",
+    "load_document_encoder",
+    "load_encoder",
+    "load_query_encoder",
+    "resolve_model_path",
+]
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
@@ -162,33 +169,71 @@ def _load_onnx(spec: dict[str, Any], kwargs: dict[str, Any]) -> Encoder:
 
 
 def load_query_encoder(name_or_path: str | None = None) -> Encoder:
-    """The encoder for queries: like :func:`load_encoder`, but a registered torch model whose fp32 ONNX export is
-    already on disk runs on ONNX Runtime instead (the same identity: the export shares the torch fingerprint
-    only when it matched torch within 1e-4), so a query imports neither torch nor TensorFlow. Without an export,
-    or without onnxruntime, this is :func:`load_encoder`. Exports are made by ``es-biomed export onnx NAME``
-    (or on first use of an ``-onnx`` name), never here.
+    """The encoder for queries: like :func:`load_encoder`, but a registered model whose fp32 ONNX export with the
+    same identity is already on disk runs on ONNX Runtime instead (one query then imports neither torch nor
+    TensorFlow, and starts in about 0.3 s). Without such an export, or without onnxruntime, this is
+    :func:`load_encoder`. Exports are made by ``es-biomed export onnx NAME`` (or on first use of an ``-onnx``
+    name), never here.
     """
+    return _same_identity_fast(name_or_path, ("fp32",), export=False)
+
+
+def load_document_encoder(name_or_path: str | None = None) -> Encoder:
+    """The encoder for indexing: the fastest variant that keeps the named encoder's identity.
+
+    For a registered model (or any of its index-compatible variants): the bf16 variant on OpenVINO if its export
+    records the same fingerprint (bf16 within :data:`~es_biomed.encode.onnx_export.BF16_TOLERANCE` of fp32), else
+    the fp32 ONNX export, else :func:`load_encoder`. The export is made on first use when torch and onnx are
+    installed (about 20 s, once per model); without them, and for paths and unregistered names, this is
+    :func:`load_encoder`. Indices built with any of these accept the others' queries.
+    """
+    return _same_identity_fast(name_or_path, ("bf16", "fp32"), export=True)
+
+
+_RUNTIME_MODULES = {"fp32": "onnxruntime", "bf16": "openvino"}
+
+
+def _same_identity_fast(name_or_path: str | None, variants: tuple[str, ...], export: bool) -> Encoder:
+    """The first of ``variants`` whose export carries the fingerprint of ``name_or_path``, else that encoder."""
+    import importlib.util
+    import logging
+
     name = name_or_path or DEFAULT_ENCODER
-    spec = _registry().get(name)
-    if spec is None or spec["backend"] != "torch":
+    reg = _registry()
+    spec = reg.get(name)
+    if spec is None or spec["backend"] not in ("torch", "onnx"):
+        return load_encoder(name)
+    source = reg[spec.get("source", spec["name"])]
+    if source["backend"] != "torch" or any(importlib.util.find_spec(m) is None for m in ("onnxruntime", "tokenizers")):
         return load_encoder(name)
     try:
-        import importlib.util
+        from es_biomed.encode.onnx_export import MANIFEST_FILENAME, ensure_exported, onnx_cache_dir, source_fingerprint
 
-        if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("tokenizers") is None:
-            return load_encoder(name)
-        from es_biomed.encode.onnx_export import MANIFEST_FILENAME, onnx_cache_dir, source_fingerprint
-
-        model_dir = resolve_model_path(spec["name"])
-        torch_fingerprint = source_fingerprint(model_dir)
-        export = onnx_cache_dir() / f"{spec['name']}-{torch_fingerprint}"
-    except (ImportError, EsBiomedError):
+        model_dir = resolve_model_path(source["name"])
+        identity = source_fingerprint(model_dir)
+        export_dir = onnx_cache_dir() / f"{source['name']}-{identity}"
+        if export and not (export_dir / MANIFEST_FILENAME).is_file():
+            if any(importlib.util.find_spec(m) is None for m in ("torch", "onnx", "transformers")):
+                return load_encoder(name)
+        if export:
+            export_dir = ensure_exported(source["name"], model_dir)
+        manifest = json.loads((export_dir / MANIFEST_FILENAME).read_text()) if export_dir.is_dir() else {}
+    except (ImportError, OSError, ValueError, EsBiomedError) as exc:
+        logging.getLogger(__name__).debug("%s: no fast variant (%s)", name, exc)
         return load_encoder(name)
-    if not (export / MANIFEST_FILENAME).is_file():
-        return load_encoder(name)
+    records = manifest.get("variants", {})
+    if spec["backend"] == "onnx" and records.get(spec.get("variant", "fp32"), {}).get("fingerprint") != identity:
+        return load_encoder(name)  # int8, or a variant that did not earn the identity: only itself will do
     from es_biomed.encode.onnx_backend import OnnxEncoder
 
-    enc = OnnxEncoder(export, name=f"{spec['name']}-onnx", variant="fp32")
-    if enc.fingerprint != torch_fingerprint:
-        return load_encoder(name)  # the export did not earn the torch identity: stay exact
-    return enc
+    for variant in variants:
+        if records.get(variant, {}).get("fingerprint") != identity:
+            continue
+        if importlib.util.find_spec(_RUNTIME_MODULES[variant]) is None:
+            continue
+        names = [n for n, s in reg.items() if n == s["name"] and s.get("source") == source["name"]]
+        variant_name = next((n for n in names if reg[n].get("variant") == variant), f"{source['name']}-{variant}")
+        enc = OnnxEncoder(export_dir, name=variant_name, variant=variant)  # type: ignore[arg-type]
+        if enc.fingerprint == identity:  # the files on disk are the ones recorded
+            return enc
+    return load_encoder(name)

@@ -70,10 +70,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = _transient_errors()
 
 @functools.lru_cache(maxsize=4)
 def load_worker_encoder(name: str) -> Any:
-    """The encoder ``name``, loaded once per worker process."""
-    from es_biomed.encode import load_encoder
+    """The encoder ``name`` on its fastest same-identity variant (bf16 / fp32 ONNX), loaded once per worker process."""
+    from es_biomed.encode.registry import load_document_encoder
 
-    return load_encoder(name)
+    return load_document_encoder(name)
 
 
 def _spool_dir(index: str, job_id: str) -> Path:

@@ -21,7 +21,12 @@ pytest.importorskip("torch")
 
 from es_biomed.encode import load_encoder  # noqa: E402
 from es_biomed.encode.onnx_backend import OnnxEncoder  # noqa: E402
-from es_biomed.encode.onnx_export import MANIFEST_FILENAME, PARITY_TOLERANCE, source_fingerprint  # noqa: E402
+from es_biomed.encode.onnx_export import (  # noqa: E402
+    BF16_TOLERANCE,
+    MANIFEST_FILENAME,
+    PARITY_TOLERANCE,
+    source_fingerprint,
+)
 from es_biomed.encode.registry import resolve_model_path  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 
@@ -112,12 +117,12 @@ def test_biomed_minilm_fp32_matches_torch(onnx_cache, texts):
     assert load_encoder("biomed-minilm-int8").fingerprint not in (enc.fingerprint, torch_enc.fingerprint)
 
 
-def test_query_path_imports_neither_torch_nor_tensorflow(minilm_onnx, minilm_int8, onnx_cache):
+def test_query_path_imports_neither_torch_nor_tensorflow(minilm_onnx, minilm_int8, minilm_bf16, onnx_cache):
     code = (
         "import sys, json\n"
         "from es_biomed.encode import load_encoder\n"
         "out = {}\n"
-        "for name in ('all-MiniLM-L6-v2-onnx', 'all-MiniLM-L6-v2-int8'):\n"
+        "for name in ('all-MiniLM-L6-v2-onnx', 'all-MiniLM-L6-v2-int8', 'all-MiniLM-L6-v2-bf16'):\n"
         "    enc = load_encoder(name)\n"
         "    out[name] = [enc.encode_queries(['aspirin and stroke risk']).shape[1], enc.fingerprint]\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'transformers', 'keras'))\n"
@@ -132,6 +137,7 @@ def test_query_path_imports_neither_torch_nor_tensorflow(minilm_onnx, minilm_int
     assert result["out"] == {
         "all-MiniLM-L6-v2-onnx": [384, minilm_onnx.fingerprint],
         "all-MiniLM-L6-v2-int8": [384, minilm_int8.fingerprint],
+        "all-MiniLM-L6-v2-bf16": [384, minilm_bf16.fingerprint],
     }
 
 
@@ -199,10 +205,13 @@ def minilm_bf16(onnx_cache, minilm_onnx):
     return load_encoder("all-MiniLM-L6-v2-bf16")
 
 
-def test_bf16_is_another_encoder_close_to_fp32(minilm_onnx, minilm_bf16, texts):
+def test_bf16_is_close_to_fp32_and_shares_its_identity(minilm, minilm_onnx, minilm_bf16, texts):
     assert minilm_bf16.info.name == "all-MiniLM-L6-v2-bf16" and minilm_bf16.runtime == "openvino"
     assert minilm_bf16.model_dir == minilm_onnx.model_dir  # the fp32 file of the same export
-    assert minilm_bf16.fingerprint != minilm_onnx.fingerprint
+    record = json.loads((minilm_onnx.model_dir / MANIFEST_FILENAME).read_text())["variants"]["bf16"]
+    assert record["parity_vs_fp32_max_abs_diff"] <= BF16_TOLERANCE and record["precision"] == minilm_bf16.precision
+    # Within the tolerance on the probe texts, bf16 is index-compatible: the torch / fp32 identity.
+    assert minilm_bf16.fingerprint == minilm_onnx.fingerprint == minilm.fingerprint
     ref, got = minilm_onnx.encode(texts), minilm_bf16.encode(texts)
     assert got.shape == ref.shape and got.dtype == np.float32
     cos = (ref * got).sum(axis=1)
@@ -210,6 +219,19 @@ def test_bf16_is_another_encoder_close_to_fp32(minilm_onnx, minilm_bf16, texts):
     assert cos.min() > 0.999 and np.abs(got - ref).max() < 1e-2
     if minilm_bf16.precision == "bf16":  # the CPU has AMX / AVX512-BF16: really another precision
         assert np.abs(got - ref).max() > 1e-5
+
+
+def test_fast_variants_for_documents_and_queries(minilm_onnx, minilm_bf16, minilm_int8):
+    from es_biomed.encode.registry import load_document_encoder, load_query_encoder
+
+    doc = load_document_encoder("all-MiniLM-L6-v2")
+    assert (doc.info.name, doc.variant, doc.fingerprint) == ("all-MiniLM-L6-v2-bf16", "bf16", minilm_onnx.fingerprint)
+    # An index built with bf16 is queried on ONNX Runtime fp32 (the faster start); int8 only ever by int8.
+    for name in ("all-MiniLM-L6-v2-bf16", "all-MiniLM-L6-v2", "minilm-bf16"):
+        q = load_query_encoder(name)
+        assert (q.info.name, q.variant, q.fingerprint) == ("all-MiniLM-L6-v2-onnx", "fp32", minilm_onnx.fingerprint)
+    q = load_query_encoder("all-MiniLM-L6-v2-int8")
+    assert (q.variant, q.fingerprint) == ("int8", minilm_int8.fingerprint)
 
 
 def test_bf16_threads_share_one_compiled_model(minilm_bf16, texts):
@@ -223,13 +245,14 @@ def test_bf16_threads_share_one_compiled_model(minilm_bf16, texts):
         np.testing.assert_array_equal(a, b)
 
 
-def test_index_built_with_fp32_refuses_bf16(minilm_onnx, minilm_bf16, tmp_path):
+def test_index_built_with_bf16_is_searched_with_fp32(minilm_onnx, minilm_bf16, tmp_path):
     from es_biomed.backends import EmbeddedIndex
     from es_biomed.corpus import load_beir
-    from es_biomed.errors import EncoderMismatchError
     from es_biomed.ingest import index_documents
+    from es_biomed.searcher import Searcher
 
     docs = list(load_beir(REPO / "data" / "scifact-sample").corpus.values())[:8]
-    index_documents(docs, tmp_path / "idx", minilm_onnx)
-    with pytest.raises(EncoderMismatchError, match="all-MiniLM-L6-v2-bf16"):
-        EmbeddedIndex(tmp_path / "idx").check_encoder(minilm_bf16.info)
+    index_documents(docs, tmp_path / "idx", minilm_bf16)
+    EmbeddedIndex(tmp_path / "idx").check_encoder(minilm_onnx.info)
+    hits = Searcher(tmp_path / "idx").search(docs[3].title, k=3, mode="dense").hits
+    assert hits[0].doc_id == docs[3].id
