@@ -1,0 +1,123 @@
+"""``es-biomed serve`` for real: uvicorn in its own process on a free loopback port, the real MiniLM, real CORD-19
+abstracts; the API over a socket, concurrent clients, bad input, and /ask with the QA model of es_biomed.qa."""
+
+# ruff: noqa: F811 (the fixtures imported from tests.serve_server are function arguments here)
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.serve_server import OWN_DOCS, XSS_TITLE, serve_index, server  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.integration
+QUERY = "neuraminidase inhibitor influenza symptoms"
+
+
+def get(server, path, **params):
+    return httpx.get(f"{server.url}{path}", params=params, timeout=60.0)
+
+
+def test_health_reports_the_index_and_the_encoder(server, serve_index):
+    from es_biomed.backends import EmbeddedIndex
+
+    h = get(server, "/health").json()
+    recorded = EmbeddedIndex.read_config(serve_index).encoder
+    assert h["index"]["path"] == str(serve_index)
+    assert h["index"]["documents"] == 150 + len(OWN_DOCS)
+    assert "test" in h["index"]["sources"] and h["index"]["years"][1] >= 2024
+    # the query path may run on the fp32 ONNX export: another name, the same identity
+    assert h["encoder"]["fingerprint"] == recorded["fingerprint"] and h["encoder"]["dims"] == 384
+    assert h["encoder"]["index_encoder"] == recorded["name"] == "all-MiniLM-L6-v2"
+
+
+def test_rerank_hits_carry_their_score_parts_and_evidence(server):
+    r = get(server, "/search", q=QUERY, k=5)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["mode"] == "rerank" and body["window_size"] == 30
+    hits = body["hits"]
+    top = hits[0]
+    assert top["doc_id"] == "answer-1"
+    assert (top["year"], top["source"], top["doi_url"], top["pubmed_url"]) == (
+        2019,
+        "test",
+        "https://doi.org/10.1000/example.123",
+        "https://pubmed.ncbi.nlm.nih.gov/31000001/",
+    )
+    marked = {top["snippet"]["text"][s:e].lower() for s, e in top["snippet"]["highlights"]}
+    assert {"neuraminidase", "inhibitor", "influenza", "symptoms"} <= marked
+    finals = [h["scores"]["final"] for h in hits]
+    assert finals == sorted(finals, reverse=True)
+    for h in hits:  # the tuned preset: total = bm25 + 75 * (cosine + 1) inside the window
+        s = h["scores"]
+        assert -1.0 <= s["cosine"] <= 1.0 and s["rrf"] is None
+        assert s["final"] == pytest.approx(s["bm25"] + 75.0 * (s["cosine"] + 1.0), rel=1e-6)
+
+
+def test_modes_and_filters(server):
+    bm25 = get(server, "/search", q=QUERY, mode="bm25", k=5).json()["hits"]
+    assert all(h["scores"]["cosine"] is None and h["scores"]["final"] == h["scores"]["bm25"] for h in bm25)
+    hybrid = get(server, "/search", q=QUERY, mode="hybrid", k=5).json()["hits"]
+    assert all(h["scores"]["final"] == h["scores"]["rrf"] for h in hybrid)
+    dense = get(server, "/search", q=QUERY, mode="dense", k=3).json()["hits"]
+    assert all(h["scores"]["bm25"] is None for h in dense)
+    only = get(server, "/search", q=QUERY, source="test", year_from=2019, year_to=2019).json()["hits"]
+    assert [h["doc_id"] for h in only] == ["answer-1"]
+    plan = {"query": QUERY, "mode": "bm25", "k": 3, "fields": {"title": 1.0}, "filters": {"sources": ["test"]}}
+    posted = httpx.post(f"{server.url}/search", json=plan, timeout=60).json()["hits"]
+    assert [h["doc_id"] for h in posted] == ["answer-1"]  # its title has "influenza"; the XSS title has none
+
+
+def test_markup_in_a_title_comes_back_as_plain_text(server):
+    hit = next(h for h in get(server, "/search", q="zanamivir escaping", k=3).json()["hits"] if h["doc_id"] == "xss-1")
+    assert hit["title"] == XSS_TITLE
+    assert "<b>bold</b>" in hit["snippet"]["text"]  # JSON carries text; the page renders it with textContent
+
+
+def test_sixteen_concurrent_clients_get_the_sequential_answers(server):
+    queries = [QUERY, "coronavirus transmission", "vaccine efficacy", "cytokine storm", "escitalopram depression"]
+    expected = {q: [h["doc_id"] for h in get(server, "/search", q=q).json()["hits"]] for q in queries}
+    with httpx.Client(timeout=120) as client, ThreadPoolExecutor(16) as pool:
+        futures = [pool.submit(client.get, f"{server.url}/search", params={"q": q}) for q in queries * 10]
+        responses = [f.result() for f in futures]
+    assert [r.status_code for r in responses] == [200] * len(responses)
+    for q, r in zip(queries * 10, responses, strict=True):
+        assert [h["doc_id"] for h in r.json()["hits"]] == expected[q]
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"q": ""}, "q"),
+        ({"q": "x" * 10_001}, "q"),
+        ({"q": "flu", "k": 0}, "k"),
+        ({"q": "flu", "k": 1001}, "k"),
+        ({"q": "flu", "mode": "vibes"}, "mode"),
+        ({"q": "flu", "year_from": 2022, "year_to": 2020}, "year_from"),
+    ],
+)
+def test_bad_input_over_the_socket_is_a_4xx_naming_the_parameter(server, params, param):
+    r = get(server, "/search", **params)
+    assert r.status_code == 422 and r.json()["param"] == param
+
+
+def test_malformed_json_is_a_400(server):
+    r = httpx.post(f"{server.url}/search", content=b"{oops", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["param"] == "body"
+
+
+def test_ask_answers_with_evidence(server):
+    qa = get(server, "/health").json()["qa"]
+    assert qa["available"], f"/ask is not available: {qa['error']}"
+    r = get(server, "/ask", q="Which neuraminidase inhibitor shortened influenza symptoms in adults?")
+    assert r.status_code == 200
+    answers = r.json()["answers"]
+    assert answers and answers[0]["doc_id"] == "answer-1"
+    assert "oseltamivir" in answers[0]["text"].lower()
+    first = answers[0]
+    assert first["title"] == "Oseltamivir for influenza in adults" and first["year"] == 2019
+    assert first["text"].lower() in first["sentence"].lower()
+    scores = [a["score"] for a in answers]
+    assert scores == sorted(scores, reverse=True)
