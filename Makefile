@@ -20,7 +20,7 @@ $(VENV)/.stamp-demo: setup.cfg pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.stamp-test: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[torch,tf,es,opensearch,onnx,openvino,onnx-export,workers,dev]'
+	$(BIN)/pip install -q -e '.[torch,tf,es,opensearch,onnx,openvino,onnx-export,workers,serve,dev]'
 	touch $@ $(VENV)/.stamp-demo
 
 demo: $(VENV)/.stamp-demo
