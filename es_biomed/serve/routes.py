@@ -66,6 +66,8 @@ class ServeState:
     def search(self, plan: SearchPlan) -> dict[str, Any]:
         """Run ``plan`` (blocking: call it from a worker thread) and build the response."""
         t0 = time.perf_counter()
+        # concurrent encodes are faster in total than taking turns (measured with 4 and 16 clients on 2 cores:
+        # 45 vs 30 QPS), as one's tokenization and Python overlap another's ONNX Runtime compute
         vec = self.searcher.encoder.encode_queries([plan.query])[0] if plan.mode != "bm25" else None
         results = self.searcher.index.search(plan, vec, with_sources=True)
         f = plan.filters
