@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from es_biomed.qa.cli import ask, qa_eval
 from es_biomed.serve.cli import serve
 
 EXIT_REJECTED = 3
@@ -765,6 +766,8 @@ def ingest_retry_failed(job_id: str) -> None:
 
 
 main.add_command(serve)
+main.add_command(ask)
+eval_group.add_command(qa_eval)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

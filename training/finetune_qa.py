@@ -38,7 +38,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--max-steps", type=int, default=None, help="stop training early (throughput probes)")
     ap.add_argument("--results", type=Path, default=None, help="JSON file to merge the run record into")
     ap.add_argument("--name", default="bioasq-7b-heldout", help="key in --results")
-    ap.add_argument("--save-dir", type=Path, default=None, help="save head weights and the record here")
+    ap.add_argument(
+        "--save-dir",
+        type=Path,
+        default=None,
+        help="write the loadable reader here (fp16 BertForQuestionAnswering directory with qa_config.json, "
+        "training_meta.json and NOTICE; es_biomed/qa/weights/biomed-qa is the shipped biomed-qa)",
+    )
+    ap.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="weights of --save-dir")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -92,13 +99,51 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     logging.info("BioASQ 7b held-out questions: %s", metrics)
     if args.save_dir:
-        args.save_dir.mkdir(parents=True, exist_ok=True)
-        model.save_weights(str(args.save_dir / "weights.h5"))
-        (args.save_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
-        bert.config.to_json_file(str(args.save_dir / "bert_config.json"))
+        record["checks"] = save_reader(model, tokenizer, args, dev)
+        record["saved_to"] = str(args.save_dir)
+        (args.save_dir / "training_meta.json").write_text(json.dumps(record, indent=2) + "\n")
+        (args.save_dir / "NOTICE").write_text(NOTICE)
     if args.results:
         merge_run_record(args.results, args.name, record)
     return record
+
+
+NOTICE = """biomed-qa: an extractive question-answering reader (span extraction, BertForQuestionAnswering layout)
+fine-tuned by es-biomed from all-MiniLM-L6-v2 on BioASQ factoid questions.
+
+Base model: sentence-transformers/all-MiniLM-L6-v2 (Apache License 2.0), itself from
+nreimers/MiniLM-L6-H384-uncased (microsoft/MiniLM-L12-H384-uncased, MIT). This derivative is distributed under
+the Apache License 2.0; the weights were changed by the fine-tuning described in training_meta.json (the start/end
+layer qa_outputs is new). Weights are stored in float16.
+
+Training data (used to fit the weights; none of it is redistributed here):
+- BioASQ 7b factoid training set in SQuAD format (BioASQ-train-factoid-7b.json, as preprocessed by dmis-lab
+  BioBERT), the 80 % of its questions that es_biomed.corpus.bioasq.split_by_question (dev_fraction 0.2) puts in
+  train; BioASQ data requires registration with BioASQ and is for research use. The held-out 20 % were used only
+  to score the model. The 4b-6b test sets were never used (their questions recur in 7b-train).
+Input file sha256, split sizes, hyper-parameters, seed and metrics are in training_meta.json.
+"""
+
+
+def save_reader(model: Any, tokenizer: Any, args: argparse.Namespace, dev: list[Any]) -> dict[str, Any]:
+    """Write the reader to ``--save-dir`` and measure its logits against the Keras model (fp32 and as saved)."""
+    import tempfile
+
+    from es_biomed.qa.export import export_span_model, span_logits_max_abs_diff
+    from es_biomed.qa.reader import ReaderConfig
+
+    cfg = ReaderConfig(args.max_length, args.doc_stride, args.max_query_length, args.max_answer_length)
+    pairs = [(ex.question, ex.context) for ex in dev[:32]]
+    export_span_model(model, tokenizer, args.save_dir, cfg, dtype=args.dtype)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_span_model(model, tokenizer, Path(tmp) / "fp32", cfg, dtype="float32")
+        fp32_diff = span_logits_max_abs_diff(model, fp32, pairs)
+    return {
+        "parity_pairs": len(pairs),
+        "tf_vs_torch_fp32_max_abs_logit_diff": fp32_diff,
+        f"tf_vs_torch_{args.dtype}_max_abs_logit_diff": span_logits_max_abs_diff(model, args.save_dir, pairs),
+        "dtype": args.dtype,
+    }
 
 
 if __name__ == "__main__":

@@ -1,0 +1,88 @@
+"""Resolve ``reader=NAME|PATH`` to a :class:`~es_biomed.qa.reader.SpanReader`.
+
+Named readers live in ``models.json`` beside this module (data, not code), as encoders do in
+``es_biomed/encode/models.json``; an entry's ``"path"`` is a directory relative to this package (the shipped
+``weights/biomed-qa``). Anything else is taken as a model directory (``config.json``, ``model.safetensors``,
+``tokenizer.json``; e.g. what ``training/finetune_qa.py --save-dir`` writes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from es_biomed.qa.errors import ModelFilesError, QaParameterError
+from es_biomed.qa.reader import Runtime, SpanReader
+
+__all__ = ["DEFAULT_READER", "known_readers", "load_reader", "resolve_reader_path"]
+
+DEFAULT_READER = "biomed-qa"
+
+
+@lru_cache(maxsize=1)
+def _registry() -> dict[str, dict[str, Any]]:
+    raw: dict[str, dict[str, Any]] = json.loads(Path(__file__).with_name("models.json").read_text())
+    table = {}
+    for name, spec in raw.items():
+        table[name] = {**spec, "name": name}
+        for alias in spec.get("aliases", []):
+            table[alias] = {**spec, "name": name}
+    return table
+
+
+def known_readers() -> list[str]:
+    """Canonical names of the registered QA readers."""
+    return sorted({spec["name"] for spec in _registry().values()})
+
+
+def resolve_reader_path(name_or_path: str | os.PathLike[str]) -> tuple[str, Path]:
+    """``(name, directory)`` of a registered reader or a reader directory.
+
+    Raises:
+        QaParameterError: ``name_or_path`` is neither a registered name nor a directory (``param="reader"``).
+        ModelFilesError: a registered reader's files are missing (package data not installed).
+    """
+    key = str(name_or_path)
+    spec = _registry().get(key)
+    if spec is not None:
+        path = Path(__file__).parent / spec["path"]
+        if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
+            raise ModelFilesError(
+                f"QA reader {spec['name']!r} should ship with es-biomed at {path}, but its files are missing; "
+                "reinstall es-biomed (the weights are package data)"
+            )
+        return spec["name"], path
+    path = Path(key).expanduser()
+    if not path.is_dir():
+        raise QaParameterError(
+            "reader",
+            f"unknown QA reader {key!r}: not a registered name ({', '.join(known_readers())}) and not a model directory",
+        )
+    return str(path), path
+
+
+def load_reader(
+    name_or_path: str | os.PathLike[str] = DEFAULT_READER, runtime: Runtime = "auto", **kwargs: Any
+) -> SpanReader:
+    """Load a QA reader by registered name (default ``biomed-qa``) or directory.
+
+    Args:
+        name_or_path: A name from ``es_biomed/qa/models.json`` or a model directory.
+        runtime: ``"auto"`` (ONNX Runtime when installed, exporting on first use; else torch), ``"onnx"`` or
+            ``"torch"``.
+        **kwargs: Passed to :class:`~es_biomed.qa.reader.SpanReader` (``threads``, ``batch_size``).
+
+    Raises:
+        QaParameterError: unknown name (``param="reader"``).
+        ModelFilesError: the model's files are missing.
+        MissingDependencyError: the runtime's packages are not installed.
+
+    Example:
+        >>> load_reader("biomed-qa").runtime  # doctest: +SKIP
+        'onnx'
+    """
+    name, path = resolve_reader_path(name_or_path)
+    return SpanReader(path, name=name, runtime=runtime, **kwargs)
