@@ -16,7 +16,7 @@ $(BIN)/python:
 
 # Stamps: one per extras set, rebuilt when setup.cfg changes.
 $(VENV)/.stamp-demo: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[torch,onnx,onnx-export]'
+	$(BIN)/pip install -q -e '.[torch,onnx,openvino,onnx-export]'
 	touch $@
 
 $(VENV)/.stamp-test: setup.cfg pyproject.toml | $(BIN)/python
@@ -24,8 +24,8 @@ $(VENV)/.stamp-test: setup.cfg pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.stamp-demo
 
 demo: $(VENV)/.stamp-demo
-	$(BIN)/es-biomed index $(SAMPLE) --index $(DEMO_INDEX)
 	$(BIN)/es-biomed export onnx all-MiniLM-L6-v2
+	$(BIN)/es-biomed index $(SAMPLE) --index $(DEMO_INDEX)
 	$(BIN)/es-biomed search "$(DEMO_QUERY)" --index $(DEMO_INDEX) -k 5 --no-rerank
 	$(BIN)/es-biomed search "$(DEMO_QUERY)" --index $(DEMO_INDEX) -k 5
 	$(BIN)/es-biomed eval beir $(SAMPLE) --index $(DEMO_INDEX) --output runs/demo/scifact-sample.json --no-progress

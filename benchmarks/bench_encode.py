@@ -3,13 +3,13 @@
 Texts: the first 512 SciFact claims (short) and the first 256 SciFact title + abstract texts (long, most cut at 256
 tokens). Variants: sentence-transformers ``encode`` (batch 32, ``normalize_embeddings=True``, the reference), the
 torch encoder, ONNX Runtime fp32 and ONNX Runtime int8 (``all-MiniLM-L6-v2-onnx`` / ``-int8``, exported into the
-ONNX cache on first use), torch under bf16 autocast (``torch-bf16``, unregistered: how much AMX-BF16 would give),
+ONNX cache on first use), the fp32 export on OpenVINO in bf16 (``bf16``: ``all-MiniLM-L6-v2-bf16``), torch under bf16 autocast (``torch-bf16``, unregistered: how much AMX-BF16 would give),
 optionally TensorFlow. The variants run in interleaved rounds and each reports its median,
 so a neighbouring process slows all of them alike; ratios are against sentence-transformers in the same run.
 Also: one-query latency (a 20-word query, p50/p95 over ``--queries`` calls) and, for the ONNX variants, the wall
 time of a fresh process that loads the encoder and embeds one query (the light query path).
 
-.venv/bin/python benchmarks/bench_encode.py [--scifact ../shared/data/scifact] [--backends st,torch,onnx,int8,torch-bf16[,tf]]
+.venv/bin/python benchmarks/bench_encode.py [--scifact ../shared/data/scifact] [--backends st,torch,onnx,int8,bf16[,torch-bf16,tf]]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from es_biomed.encode import load_encoder
 
 QUERY = "Does daily low-dose aspirin reduce the risk of a first stroke or heart attack in adults with type 2 diabetes"
 assert len(QUERY.split()) == 20
-ONNX_NAMES = {"onnx": "all-MiniLM-L6-v2-onnx", "int8": "all-MiniLM-L6-v2-int8"}
+ONNX_NAMES = {"onnx": "all-MiniLM-L6-v2-onnx", "int8": "all-MiniLM-L6-v2-int8", "bf16": "all-MiniLM-L6-v2-bf16"}
 
 
 def _encoders(backends: Sequence[str], batch_size: int) -> dict[str, Callable[[list[str]], np.ndarray]]:
@@ -81,7 +81,7 @@ def _cold_query_seconds(name: str) -> float:
 
 def _versions() -> dict[str, str]:
     out = {}
-    for pkg in ("onnxruntime", "tokenizers", "torch", "transformers", "sentence-transformers", "numpy"):
+    for pkg in ("onnxruntime", "openvino", "tokenizers", "torch", "transformers", "sentence-transformers", "numpy"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -92,7 +92,7 @@ def _versions() -> dict[str, str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scifact", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"))
-    ap.add_argument("--backends", default="st,torch,onnx,int8,torch-bf16")
+    ap.add_argument("--backends", default="st,torch,onnx,int8,bf16")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--short", type=int, default=512)
     ap.add_argument("--long", type=int, default=256)

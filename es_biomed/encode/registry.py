@@ -181,12 +181,15 @@ def load_query_encoder(name_or_path: str | None = None) -> Encoder:
 def load_document_encoder(name_or_path: str | None = None) -> Encoder:
     """The encoder for indexing: the fastest variant that keeps the named encoder's identity.
 
-    For a registered model (or any of its index-compatible variants): the bf16 variant on OpenVINO if its export
-    records the same fingerprint (bf16 within :data:`~es_biomed.encode.onnx_export.BF16_TOLERANCE` of fp32), else
+    For a registered torch model: the bf16 variant on OpenVINO if its export records the same fingerprint (bf16 within :data:`~es_biomed.encode.onnx_export.BF16_TOLERANCE` of fp32), else
     the fp32 ONNX export, else :func:`load_encoder`. The export is made on first use when torch and onnx are
-    installed (about 20 s, once per model); without them, and for paths and unregistered names, this is
-    :func:`load_encoder`. Indices built with any of these accept the others' queries.
+    installed (about 20 s, once per model); without them, for a variant named explicitly (``...-onnx``,
+    ``...-int8``, ``...-bf16``) and for paths, this is :func:`load_encoder`. Indices built with any of these accept
+    the others' queries. (To index with torch itself, name the model by its directory.)
     """
+    spec = _registry().get(name_or_path or DEFAULT_ENCODER)
+    if spec is not None and spec["backend"] != "torch":
+        return load_encoder(name_or_path)
     return _same_identity_fast(name_or_path, ("bf16", "fp32"), export=True)
 
 

@@ -226,6 +226,7 @@ def test_fast_variants_for_documents_and_queries(minilm_onnx, minilm_bf16, minil
 
     doc = load_document_encoder("all-MiniLM-L6-v2")
     assert (doc.info.name, doc.variant, doc.fingerprint) == ("all-MiniLM-L6-v2-bf16", "bf16", minilm_onnx.fingerprint)
+    assert load_document_encoder("all-MiniLM-L6-v2-onnx").variant == "fp32"  # a variant named is the one used
     # An index built with bf16 is queried on ONNX Runtime fp32 (the faster start); int8 only ever by int8.
     for name in ("all-MiniLM-L6-v2-bf16", "all-MiniLM-L6-v2", "minilm-bf16"):
         q = load_query_encoder(name)
