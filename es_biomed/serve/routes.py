@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from es_biomed.errors import PlanError
+from es_biomed.errors import EsBiomedError, PlanError
 from es_biomed.query.plan import MAX_RESCORE_WINDOW, SearchPlan
 from es_biomed.searcher import Searcher
 from es_biomed.serve.highlight import Highlighter
@@ -160,6 +160,11 @@ async def ask(
         return await run_in_threadpool(state.ask, question, k, overrides)
     except PlanError as exc:  # e.g. a hybrid window smaller than the passages the asker fetches
         raise ParamError("mode", str(exc)) from exc
+    except ValueError as exc:  # es_biomed.qa's QaParameterError names its parameter ("question" is our q)
+        if not isinstance(exc, EsBiomedError) or not hasattr(exc, "param"):
+            raise
+        param = {"question": "q"}.get(exc.param, exc.param)
+        raise ParamError(param, str(getattr(exc, "reason", exc))) from exc
 
 
 @router.get("/health", response_model=HealthResponse, tags=["service"])
