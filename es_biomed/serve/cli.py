@@ -72,5 +72,14 @@ def serve(
             "can query the index. Put it behind an authenticating reverse proxy.",
             err=True,
         )
-    app = create_app(index_path, encoder=encoder, qa=not no_qa, reader=reader, passages=passages)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    from es_biomed.errors import EsBiomedError
+    from es_biomed.serve.app import load_state
+
+    # loaded once, before the server starts: a bad index or encoder is a one-line error, not a failed lifespan
+    try:
+        state = load_state(index_path, encoder=encoder, qa=not no_qa, reader=reader, passages=passages)
+    except (EsBiomedError, OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if state.qa_error and not no_qa:
+        click.echo(f"warning: /ask is not available: {state.qa_error}", err=True)
+    uvicorn.run(create_app(state=state), host=host, port=port, log_level=log_level)

@@ -121,3 +121,13 @@ def test_ask_answers_with_evidence(server):
     assert first["text"].lower() in first["sentence"].lower()
     scores = [a["score"] for a in answers]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_another_encoder_is_refused_before_the_server_starts(serve_index):
+    from click.testing import CliRunner
+
+    from es_biomed.serve.cli import serve
+
+    res = CliRunner().invoke(serve, ["--index", str(serve_index), "--encoder", "biomed-minilm", "--no-qa"])
+    assert res.exit_code == 1
+    assert "was built with encoder 'all-MiniLM-L6-v2'" in res.output and "got 'biomed-minilm'" in res.output
