@@ -6,24 +6,23 @@ ranges with ``textContent``, so document text can never be read as HTML.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from functools import lru_cache
 
 __all__ = ["Highlighter", "Snippet"]
 
-_WORD = re.compile(r"\w+")
 ELLIPSIS = "… "
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Snippet:
     """A piece of one field with the ``[start, end)`` character ranges of its matching words."""
 
     field: str
     text: str
-    highlights: list[tuple[int, int]] = field(default_factory=list)
+    highlights: list[tuple[int, int]] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {"field": self.field, "text": self.text, "highlights": [list(r) for r in self.highlights]}
