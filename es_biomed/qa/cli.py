@@ -153,7 +153,12 @@ def ask(
 @click.option("--encoder", default=None, help="Encoder of the index (default: the index's, else all-MiniLM-L6-v2).")
 @click.option("-k", "k", type=int, default=5, show_default=True, help="Answers scored per question (BioASQ: 5).")
 @click.option("--dev-fraction", type=float, default=0.2, show_default=True, help="The question split's dev share.")
-@click.option("--max-questions", type=int, default=None, help="Score only the first N dev questions (quick checks).")
+@click.option(
+    "--max-questions",
+    type=int,
+    default=None,
+    help="Score only the first N dev questions, over an index of their contexts only (quick checks).",
+)
 @click.option("--no-progress", is_flag=True)
 def qa_eval(
     files: tuple[str, ...],

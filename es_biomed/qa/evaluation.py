@@ -66,7 +66,8 @@ def evaluate_qa(
         k: Answers scored per question (BioASQ: 5).
         dev_fraction: The split's dev share (0.2: the project's split).
         null_threshold: The reader's null rule (``None``: off).
-        max_questions: Score only the first N dev questions (by id; for quick checks).
+        max_questions: Score only the first N dev questions (by id), over an index of their contexts only: a quick
+            check, not comparable with the full run.
         settings: Which of :data:`SETTINGS` to run.
         show_progress: tqdm bars while indexing and reading.
 
@@ -111,7 +112,8 @@ def evaluate_qa(
     predictions: dict[str, dict[str, list[str]]] = {}
     asker = None
     if any(SETTINGS[s] for s in settings):
-        ds = load_bioasq_split(files, sorted({ex.question_id for ex in dev}), None)
+        # the full run indexes every dev context; a quick check (max_questions) only its questions' contexts
+        ds = load_bioasq_split(files, qids if max_questions else sorted({ex.question_id for ex in dev}), None)
         index = ensure_index(ds, index_target, encoder, show_progress)
         from es_biomed.searcher import Searcher
 
