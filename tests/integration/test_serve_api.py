@@ -131,3 +131,27 @@ def test_another_encoder_is_refused_before_the_server_starts(serve_index):
     res = CliRunner().invoke(serve, ["--index", str(serve_index), "--encoder", "biomed-minilm", "--no-qa"])
     assert res.exit_code == 1
     assert "was built with encoder 'all-MiniLM-L6-v2'" in res.output and "got 'biomed-minilm'" in res.output
+
+
+def test_the_event_loop_answers_while_a_question_is_read(server):
+    """/ask runs the reader in the worker pool: /health keeps answering meanwhile (a blocked loop would hold it
+    until the answer is done)."""
+    import threading
+    import time
+
+    assert get(server, "/health").json()["qa"]["available"]
+    finished: dict[str, float] = {}
+
+    def ask() -> None:
+        assert get(server, "/ask", q="Which neuraminidase inhibitor shortened influenza symptoms?").status_code == 200
+        finished["ask"] = time.perf_counter()
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    time.sleep(0.05)
+    health_done = []
+    while thread.is_alive() and len(health_done) < 20:
+        assert get(server, "/health").status_code == 200
+        health_done.append(time.perf_counter())
+    thread.join()
+    assert health_done and health_done[0] < finished["ask"]
