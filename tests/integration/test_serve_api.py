@@ -155,3 +155,21 @@ def test_the_event_loop_answers_while_a_question_is_read(server):
         health_done.append(time.perf_counter())
     thread.join()
     assert health_done and health_done[0] < finished["ask"]
+
+
+def test_create_app_loads_the_index_once_in_its_lifespan(serve_index):
+    import warnings
+
+    from es_biomed.serve.app import create_app
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient` is deprecated")
+        from starlette.testclient import TestClient
+
+    app = create_app(serve_index, qa=False)
+    with TestClient(app) as client:  # runs the lifespan: index, encoder (one warm-up query)
+        state = app.state.serve
+        assert client.get("/search", params={"q": QUERY, "k": 1}).json()["hits"][0]["doc_id"] == "answer-1"
+        assert client.get("/search", params={"q": "flu vaccine", "k": 1}).status_code == 200
+        assert app.state.serve is state  # the same searcher and encoder serve every request
+        assert client.get("/health").json()["qa"]["error"] == "disabled (--no-qa)"
