@@ -21,6 +21,7 @@ def _init_process(**_: object) -> None:
     """Per pool process: one compute thread by default (scale with processes, ``--concurrency``, not threads),
     and the encoders named in ``ES_BIOMED_PRELOAD_ENCODER`` (comma-separated) loaded before the first batch."""
     threads = int(os.environ.get("ES_BIOMED_WORKER_THREADS", "1"))
+    os.environ["ES_BIOMED_THREADS"] = str(threads)  # the ONNX Runtime / OpenVINO encoders' thread count
     try:
         import torch
 

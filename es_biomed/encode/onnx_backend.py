@@ -88,7 +88,9 @@ class OnnxEncoder(Encoder):
             from the file name.
         max_length: Token limit; defaults to the export's, else the sentence-transformers config, else 512.
         pooling: Override the pooling mode.
-        threads: ONNX Runtime intra-op threads; defaults to the number of physical cores.
+        threads: Compute threads (ONNX Runtime intra-op, OpenVINO inference threads); defaults to
+            ``$ES_BIOMED_THREADS`` if set (the Celery workers set it to their per-process thread count), else the
+            number of physical cores.
         max_batch_tokens: Each ``encode`` batch runs in slices of at most this many (padded) tokens. Default per
             variant: 1024 on ONNX Runtime, where long texts in small slices keep the activations in cache (int8
             abstracts about 1.3x faster in slices of 4 x 256 tokens than in one run of 32 x 256, on 2 cores);
@@ -141,7 +143,7 @@ class OnnxEncoder(Encoder):
         )
         self.tokenizer_file = self.model_dir / "tokenizer.json"
         self.tokenizer = self._make_tokenizer()
-        self.threads = int(threads or physical_cores())
+        self.threads = int(threads or os.environ.get("ES_BIOMED_THREADS") or physical_cores())
         self.max_batch_tokens = int(max_batch_tokens or (8192 if self.runtime == "openvino" else 1024))
         if not self.onnx_file.is_file():
             raise OnnxModelError(

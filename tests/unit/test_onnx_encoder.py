@@ -299,3 +299,11 @@ def test_openvino_checks_the_signature(tmp_path):
 def test_unknown_variant(tiny):
     with pytest.raises(OnnxModelError, match=r"variant must be one of \('fp32', 'int8', 'bf16'\), got 'fp16'"):
         OnnxEncoder(tiny, variant="fp16")  # type: ignore[arg-type]
+
+
+def test_threads_from_the_environment(tiny, monkeypatch):
+    monkeypatch.setenv("ES_BIOMED_THREADS", "1")
+    assert OnnxEncoder(tiny).threads == 1
+    assert OnnxEncoder(tiny, threads=2).threads == 2  # an explicit count wins
+    monkeypatch.delenv("ES_BIOMED_THREADS")
+    assert OnnxEncoder(tiny).threads == physical_cores()
