@@ -101,12 +101,11 @@ def evaluate_qa(
     qids = sorted(gold_all)[:max_questions] if max_questions else sorted(gold_all)
     gold = {q: gold_all[q] for q in qids}
     questions: dict[str, str] = {}
-    contexts: dict[str, list[str]] = {}
+    contexts: dict[str, dict[str, str]] = {}  # qid -> {context id: context}, one per whitespace-normalized text
     for ex in dev:
         if ex.question_id in gold:
             questions.setdefault(ex.question_id, ex.question)
-            if ex.context not in contexts.setdefault(ex.question_id, []):
-                contexts[ex.question_id].append(ex.context)
+            contexts.setdefault(ex.question_id, {}).setdefault(context_id(ex.context), ex.context)
 
     table: dict[str, dict[str, Any]] = {}
     predictions: dict[str, dict[str, list[str]]] = {}
@@ -127,7 +126,7 @@ def evaluate_qa(
         for qid in _progress(qids, setting, show_progress):
             question = questions[qid]
             if mode is None:
-                windows = [Window(context_id(c), "abstract", 0, len(c), c) for c in contexts[qid]]
+                windows = [Window(cid, "abstract", 0, len(c), c) for cid, c in contexts[qid].items()]
                 sources = {w.doc_id: {"abstract": w.text} for w in windows}
             else:
                 assert asker is not None
