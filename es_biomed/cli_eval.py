@@ -1,0 +1,144 @@
+"""``es-biomed eval beir`` and ``eval bioasq`` (``eval qa`` lives in :mod:`es_biomed.qa.cli`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from es_biomed.cli_support import (
+    _errors,
+    _es_backend,
+    _fail,
+    _load_encoder,
+    _require_index,
+    backend_option,
+)
+
+
+# --------------------------------------------------------------------------------------------------- eval
+@click.group(name="eval")
+def eval_group() -> None:
+    """Evaluate retrieval quality."""
+
+
+def _write_result(result: dict[str, Any], output: str, markdown: str) -> None:
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown)
+
+
+def _eval_target(backend: str, index_path: str | None, encoder: Any) -> Any:
+    _require_index(backend, index_path)
+    if backend == "embedded":
+        return index_path
+    es = _es_backend(index_path, backend)
+    es.setup(encoder.info)
+    return es
+
+
+@eval_group.command(name="beir")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--split", default="test", show_default=True)
+@click.option(
+    "--index",
+    "index_path",
+    type=click.Path(),
+    help="Embedded: index directory (the corpus is indexed there if needed). ES: alias.",
+)
+@backend_option
+@click.option(
+    "--output", required=True, type=click.Path(), help="Result JSON (a Markdown table is written beside it)."
+)
+@click.option("--encoder", default=None, help="Encoder name or path (default: the index's, else all-MiniLM-L6-v2).")
+@click.option("-k", "k", type=int, default=100, show_default=True, help="Run depth.")
+@click.option("--window", type=int, default=None, help="Rescore window (default: preset).")
+@click.option("--no-progress", is_flag=True)
+def eval_beir(
+    directory: str,
+    split: str,
+    index_path: str | None,
+    backend: str,
+    output: str,
+    encoder: str | None,
+    k: int,
+    window: int | None,
+    no_progress: bool,
+) -> None:
+    """BEIR-style evaluation: NDCG@10, Recall@100 and MRR@10 for bm25, bm25+rerank, dense and hybrid."""
+    from es_biomed.eval.protocols import evaluate_beir
+    from es_biomed.eval.report import beir_markdown
+    from es_biomed.query.presets import default_plan
+
+    try:
+        enc = _load_encoder(encoder, index_path if backend == "embedded" else None)
+        plan = default_plan(**({"window_size": window} if window else {}))
+        target = _eval_target(backend, index_path, enc)
+        modes = None
+        if backend != "embedded" and not target.capabilities().scripts:
+            modes = ("bm25", "dense", "hybrid")
+            click.echo(f"note: {target.engine} has no lang-painless module: bm25+rerank is not run", err=True)
+        result = evaluate_beir(
+            directory, target, enc, plan, split=split, k=k, show_progress=not no_progress, modes=modes
+        )
+        result["config"]["backend"] = backend
+    except _errors() as exc:
+        raise _fail(exc) from exc
+    md = beir_markdown(result)
+    _write_result(result, output, md)
+    click.echo(md, nl=False)
+
+
+@eval_group.command(name="bioasq")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--index", "index_path", type=click.Path(), help="Embedded: index for the contexts of FILES. ES: alias.")
+@backend_option
+@click.option(
+    "--output", required=True, type=click.Path(), help="Result JSON (a Markdown table is written beside it)."
+)
+@click.option("--encoder", default=None, help="Encoder name or path (default: the index's, else all-MiniLM-L6-v2).")
+@click.option("--windows", default="20,30,40,50", show_default=True, help="Comma-separated rerank windows (top-k).")
+@click.option(
+    "--jaccard",
+    type=float,
+    default=0.30,
+    show_default=True,
+    help="Remove question/context pairs with Jaccard overlap above this.",
+)
+@click.option("--no-progress", is_flag=True)
+def eval_bioasq(
+    files: tuple[str, ...],
+    index_path: str | None,
+    backend: str,
+    output: str,
+    encoder: str | None,
+    windows: str,
+    jaccard: float,
+    no_progress: bool,
+) -> None:
+    """The BioMedBERT paper's Table 9: MRR@5 / MRR@10 of BM25 and BM25 + rerank on BioASQ."""
+    from es_biomed.eval.protocols import evaluate_bioasq
+    from es_biomed.eval.report import bioasq_markdown
+    from es_biomed.query.presets import default_plan
+
+    try:
+        ws = [int(w) for w in windows.split(",") if w.strip()]
+    except ValueError:
+        raise click.BadParameter(
+            f"expected comma-separated integers, got {windows!r}", param_hint="--windows"
+        ) from None
+    try:
+        enc = _load_encoder(encoder, index_path if backend == "embedded" else None)
+        target = _eval_target(backend, index_path, enc)
+        result = evaluate_bioasq(
+            list(files), target, enc, default_plan(), windows=ws, threshold=jaccard, show_progress=not no_progress
+        )
+        result["config"]["backend"] = backend
+    except _errors() as exc:
+        raise _fail(exc) from exc
+    md = bioasq_markdown(result)
+    _write_result(result, output, md)
+    click.echo(md, nl=False)
