@@ -22,7 +22,8 @@ class Answer:
 
     Attributes:
         text: The answer, exactly as it stands in the document (``document[field][start:end]``).
-        score: The reader's score, ``log p_start + log p_end`` of the span in its window (<= 0, higher is better).
+        score: ``log p_start + log p_end`` of the span in its window (the reader's log-probability) minus the
+            retrieval prior ``rank_weight * ln(1 + rank)`` of its document (<= 0, higher is better).
         doc_id: The document it was found in.
         title: That document's title (``""`` if none).
         year: Its year (from ``year`` or the ``date`` prefix), or ``None``.

@@ -61,6 +61,12 @@ _common = [
     ),
     click.option("--no-null", is_flag=True, help="Switch the no-answer rule off (every window answers)."),
     click.option(
+        "--rank-weight",
+        type=float,
+        default=None,
+        help="Retrieval prior: answer score = reader score - W * ln(1 + document rank) (default: tuned).",
+    ),
+    click.option(
         "--runtime",
         type=click.Choice(["auto", "onnx", "torch"]),
         default="auto",
@@ -92,6 +98,7 @@ def ask(
     passages: int,
     null_threshold: float | None,
     no_null: bool,
+    rank_weight: float | None,
     runtime: str,
     k: int,
     mode: str,
@@ -113,6 +120,7 @@ def ask(
             passages,
             encoder=encoder,
             null_threshold=_null_threshold(null_threshold, no_null),
+            rank_weight=rank_weight,
             runtime=runtime,
         )
         t1 = time.perf_counter()
@@ -168,6 +176,7 @@ def qa_eval(
     passages: int,
     null_threshold: float | None,
     no_null: bool,
+    rank_weight: float | None,
     runtime: str,
     output: str,
     encoder: str | None,
@@ -197,6 +206,7 @@ def qa_eval(
             k=k,
             dev_fraction=dev_fraction,
             null_threshold=_null_threshold(null_threshold, no_null),
+            rank_weight=rank_weight,
             max_questions=max_questions,
             show_progress=not no_progress,
         )

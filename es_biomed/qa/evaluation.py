@@ -34,7 +34,7 @@ from es_biomed.qa.pipeline import Asker, read_windows
 from es_biomed.qa.reader import SpanReader
 from es_biomed.qa.windows import Window
 
-__all__ = ["SETTINGS", "evaluate_qa", "qa_markdown"]
+__all__ = ["SETTINGS", "evaluate_qa", "qa_markdown", "tune_rank_weight"]
 
 #: Setting name -> search mode (``None``: the gold contexts, no search).
 SETTINGS: dict[str, str | None] = {"gold context": None, "bm25": "bm25", "bm25+rerank": "rerank"}
@@ -51,6 +51,7 @@ def evaluate_qa(
     k: int = BIOASQ_TOP_K,
     dev_fraction: float = DEFAULT_DEV_FRACTION,
     null_threshold: float | None = 0.0,
+    rank_weight: float | None = None,
     max_questions: int | None = None,
     settings: Sequence[str] = tuple(SETTINGS),
     show_progress: bool = False,
@@ -66,6 +67,7 @@ def evaluate_qa(
         k: Answers scored per question (BioASQ: 5).
         dev_fraction: The split's dev share (0.2: the project's split).
         null_threshold: The reader's null rule (``None``: off).
+        rank_weight: Retrieval prior of :class:`~es_biomed.qa.pipeline.Asker` (default: its default).
         max_questions: Score only the first N dev questions (by id), over an index of their contexts only: a quick
             check, not comparable with the full run.
         settings: Which of :data:`SETTINGS` to run.
@@ -117,7 +119,9 @@ def evaluate_qa(
         from es_biomed.searcher import Searcher
 
         target = Searcher(index, encoder) if not hasattr(index, "encoder_meta") else index
-        asker = Asker(target, reader, passages, encoder=encoder, null_threshold=null_threshold)
+        asker = Asker(
+            target, reader, passages, encoder=encoder, null_threshold=null_threshold, rank_weight=rank_weight
+        )
     for setting in settings:
         mode = SETTINGS[setting]
         t0 = time.perf_counter()
@@ -131,7 +135,10 @@ def evaluate_qa(
             else:
                 assert asker is not None
                 windows, sources = asker.retrieve(question, {"mode": mode})
-            answers = read_windows(reader, question, windows, sources, k, null_threshold=null_threshold)
+            weight = asker.rank_weight if asker is not None else 0.0  # gold contexts all have rank 0
+            answers = read_windows(
+                reader, question, windows, sources, k, null_threshold=null_threshold, rank_weight=weight
+            )
             preds[qid] = [a.text for a in answers]
             synonyms = [g.lower() for g in gold[qid]]
             covered += any(s in w.text.lower() for w in windows for s in synonyms)
@@ -151,6 +158,7 @@ def evaluate_qa(
         },
         "reader": {"name": reader.name, "runtime": reader.runtime, **reader.config.to_dict()},
         "null_threshold": null_threshold,
+        "rank_weight": None if asker is None else asker.rank_weight,
         "passages": passages,
         "k": k,
         "encoder": encoder.info.to_dict() if hasattr(encoder, "info") else None,
@@ -183,3 +191,76 @@ def _progress(items: list[str], desc: str, show: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(items, desc=desc, unit="q")
+
+
+def tune_rank_weight(
+    files: Sequence[str | os.PathLike[str]],
+    index_target: Any,
+    encoder: Any,
+    reader: SpanReader,
+    weights: Sequence[float],
+    *,
+    passages: int = 20,
+    k: int = BIOASQ_TOP_K,
+    dev_fraction: float = DEFAULT_DEV_FRACTION,
+    mode: str = "rerank",
+    max_questions: int | None = None,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """BioASQ factoid scores of each retrieval-prior weight on the **train** questions of the split (never dev).
+
+    Every train question's passages are retrieved (``mode``) from an index of the train questions' contexts and
+    read once; each weight then re-ranks the same candidates (``reader score - weight * ln(1 + rank)``, merged as
+    :func:`~es_biomed.qa.answers.merge_answers` does).
+
+    Returns:
+        ``{"grid": {weight: scores}, "best": weight (highest MRR, ties: the smaller weight), "config": {...}}``.
+    """
+    import math
+
+    from es_biomed.corpus.bioasq import load_bioasq_split
+    from es_biomed.eval.protocols import ensure_index
+    from es_biomed.qa.answers import Answer, merge_answers
+    from es_biomed.searcher import Searcher
+    from es_biomed.tfmodels.task_data import gold_answers, read_squad, split_questions
+
+    examples = [ex for f in files for ex in read_squad(f)]
+    train, _ = split_questions(examples, dev_fraction)
+    gold_all = gold_answers(train)
+    qids = sorted(gold_all)[:max_questions] if max_questions else sorted(gold_all)
+    gold = {q: gold_all[q] for q in qids}
+    questions = {}
+    for ex in train:
+        questions.setdefault(ex.question_id, ex.question)
+    index = ensure_index(load_bioasq_split(files, qids, None), index_target, encoder, show_progress)
+    target = Searcher(index, encoder) if not hasattr(index, "encoder_meta") else index
+    asker = Asker(target, reader, passages, encoder=encoder, rank_weight=0.0)
+    raw: dict[str, list[tuple[Answer, int]]] = {}
+    for qid in _progress(qids, "train questions", show_progress):
+        windows, sources = asker.retrieve(questions[qid], {"mode": mode})
+        spans = reader.read(questions[qid], [w.text for w in windows], null_threshold=asker.null_threshold)
+        raw[qid] = [
+            (Answer(w.text[sp.start : sp.end], sp.score, w.doc_id, "", None, "", sp.start, sp.end, w.field), w.rank)
+            for w, found_spans in zip(windows, spans, strict=True)
+            for sp in found_spans
+        ]
+    grid: dict[str, dict[str, float]] = {}
+    for weight in weights:
+        preds = {}
+        for qid, cands in raw.items():
+            shifted = [
+                Answer(a.text, a.score - weight * math.log1p(rank), *dataclasses.astuple(a)[2:]) for a, rank in cands
+            ]
+            preds[qid] = [a.text for a in merge_answers(shifted, k)]
+        grid[str(weight)] = bioasq_factoid_scores(preds, gold, k)
+    best = max(weights, key=lambda w: (grid[str(w)]["mrr"], -w))
+    config = {
+        "split": "train",
+        "dev_fraction": dev_fraction,
+        "questions": len(qids),
+        "mode": mode,
+        "passages": passages,
+        "reader": reader.name,
+        "encoder": encoder.info.to_dict() if hasattr(encoder, "info") else None,
+    }
+    return {"grid": grid, "best": best, "config": config}

@@ -7,6 +7,8 @@ The pipeline of ``es-biomed ask`` (and of the service's ``/ask``):
 2. cut the hits' stored fields into word windows and take the best ``passages`` of them
    (:func:`~es_biomed.qa.windows.select_windows`);
 3. read every (question, window) pair (:class:`~es_biomed.qa.reader.SpanReader`: max answer length, null rule);
+   an answer scores ``log p_start + log p_end - rank_weight * ln(1 + rank)`` (the reader's span log-probability
+   and a retrieval prior on its document's search rank: the reader alone is not calibrated across passages);
 4. merge answers whose normalized text is equal and rank them by score (:func:`~es_biomed.qa.answers.merge_answers`);
    each answer keeps its evidence: document, title, year, sentence, offsets into the field.
 
@@ -21,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -35,8 +38,10 @@ from es_biomed.qa.registry import DEFAULT_READER, load_reader
 from es_biomed.qa.sentences import sentence_at
 from es_biomed.qa.windows import Window, select_windows
 
-__all__ = ["Asker", "read_windows"]
+__all__ = ["DEFAULT_RANK_WEIGHT", "Asker", "read_windows"]
 
+#: Weight of the retrieval prior ``-ln(1 + rank)`` in an answer's score (see ``training/tune_qa_ranking.py``).
+DEFAULT_RANK_WEIGHT = 4.0
 #: Longest question accepted, in characters (the reader cuts it to 64 WordPieces anyway).
 MAX_QUESTION_CHARS = 10_000
 
@@ -53,6 +58,9 @@ class Asker:
         passages: Passages (windows) read per question.
         encoder: Query encoder for a cluster backend (name or instance).
         null_threshold: The reader's null rule (``None``: off); see :meth:`SpanReader.read`.
+        rank_weight: Retrieval prior: an answer scores ``reader score - rank_weight * ln(1 + rank)``, ``rank`` the
+            0-based search rank of its document (:data:`DEFAULT_RANK_WEIGHT`, chosen on BioASQ 7b *train*
+            questions by ``training/tune_qa_ranking.py``; ``0`` ranks by the reader alone).
         max_answer_length: Longest answer in WordPieces (default: the model's, 30).
         window_config: Window sizes (default: 200 words, 50 shared, the index's passage sizes).
         runtime: The reader's runtime when ``reader`` is a name or path (``"auto"``, ``"onnx"``, ``"torch"``).
@@ -74,6 +82,7 @@ class Asker:
         *,
         encoder: Any = None,
         null_threshold: float | None = 0.0,
+        rank_weight: float | None = None,
         max_answer_length: int | None = None,
         window_config: PassageConfig | None = None,
         runtime: str = "auto",
@@ -82,6 +91,9 @@ class Asker:
         if max_answer_length is not None:
             _positive_int("max_answer_length", max_answer_length)
         self.null_threshold = null_threshold
+        self.rank_weight = DEFAULT_RANK_WEIGHT if rank_weight is None else float(rank_weight)
+        if self.rank_weight < 0:
+            raise QaParameterError("rank_weight", f"must be >= 0, got {rank_weight}")
         self.max_answer_length = max_answer_length
         self.window_config = window_config or PassageConfig()
         self._search = _search_function(searcher_or_backend, encoder)
@@ -110,6 +122,7 @@ class Asker:
             sources,
             k,
             null_threshold=self.null_threshold,
+            rank_weight=self.rank_weight,
             max_answer_length=self.max_answer_length,
         )
 
@@ -149,6 +162,7 @@ def read_windows(
     k: int = 5,
     *,
     null_threshold: float | None = 0.0,
+    rank_weight: float = 0.0,
     max_answer_length: int | None = None,
 ) -> list[Answer]:
     """Read ``windows`` and return the merged, ranked answers with their evidence (steps 3 and 4 above).
@@ -160,6 +174,7 @@ def read_windows(
         sources: Stored fields of the windows' documents (title, year/date, the windowed fields).
         k: Answers returned at most.
         null_threshold: See :meth:`SpanReader.read`.
+        rank_weight: An answer scores ``span score - rank_weight * ln(1 + window.rank)``.
         max_answer_length: See :meth:`SpanReader.read`.
     """
     spans = reader.read(
@@ -171,13 +186,14 @@ def read_windows(
         field_text = src.get(w.field)
         if not isinstance(field_text, str) or field_text[w.start : w.end] != w.text:
             raise EsBiomedError(f"window of {w.doc_id!r} is not {w.field}[{w.start}:{w.end}] of its stored fields")
+        prior = rank_weight * math.log1p(w.rank)
         for sp in found:
             start, end = w.start + sp.start, w.start + sp.end
             s, e = sentence_at(field_text, start, end)
             candidates.append(
                 Answer(
                     text=field_text[start:end],
-                    score=sp.score,
+                    score=sp.score - prior,
                     doc_id=w.doc_id,
                     title=str(src.get("title") or ""),
                     year=_year(src),

@@ -8,6 +8,7 @@ expected answers, their merge, offsets and evidence are known exactly.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -199,3 +200,22 @@ def test_eval_refuses_leaky_test_files_and_bad_settings(tmp_path):
         evaluate_qa([ok], None, None, ScriptedReader({}), settings=["oracle"])
     with pytest.raises(QaParameterError, match="passages"):
         evaluate_qa([ok], None, None, ScriptedReader({}), passages=0)
+
+
+def test_rank_weight_is_a_retrieval_prior_on_document_rank(searcher):
+    # BM25 for "aspirin stroke cox": d3 (rank 0), d2 (rank 1), d1 (rank 2). "fever" occurs only in d1 (rank 2),
+    # "stroke" in d3 and d2. Reader scores: fever -1.0, stroke -1.2.
+    reader = ScriptedReader({"fever": -1.0, "stroke": -1.2})
+    plain = Asker(searcher, reader, passages=3, rank_weight=0.0).ask(
+        "aspirin stroke cox", plan_overrides={"mode": "bm25"}
+    )
+    assert [(a.text.lower(), a.score) for a in plain] == [("fever", -1.0), ("stroke", -1.2)]
+    # weight 1: fever -1.0 - ln(3) = -2.0986; stroke from d3 (rank 0) keeps -1.2
+    prior = Asker(searcher, reader, passages=3, rank_weight=1.0).ask(
+        "aspirin stroke cox", plan_overrides={"mode": "bm25"}
+    )
+    assert [a.text.lower() for a in prior] == ["stroke", "fever"]
+    assert (prior[0].doc_id, prior[0].score) == ("d3", -1.2)
+    assert prior[1].score == pytest.approx(-1.0 - math.log(3))
+    with pytest.raises(QaParameterError, match="rank_weight: must be >= 0"):
+        Asker(searcher, reader, rank_weight=-1.0)
