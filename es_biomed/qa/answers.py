@@ -8,6 +8,7 @@ evidence; ties keep the first seen) and ranks the answers by score.
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -31,6 +32,8 @@ class Answer:
         start: Character offset of the answer in the field.
         end: Character offset just past it.
         field: The document field: ``"abstract"``, ``"body"`` or ``"title"``.
+        sentence_start: Character offset of ``sentence`` in the field (so ``start - sentence_start`` places the
+            answer inside it); not part of :meth:`to_dict`, whose keys are the nine above.
     """
 
     text: str
@@ -42,6 +45,7 @@ class Answer:
     start: int
     end: int
     field: str
+    sentence_start: int | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with the same keys as the attributes.
@@ -50,7 +54,7 @@ class Answer:
             >>> Answer("CFTR", -0.5, "d1", "T", 2019, "CF is caused by CFTR.", 16, 20, "abstract").to_dict()["text"]
             'CFTR'
         """
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "sentence_start"}
 
 
 def normalize_answer_text(text: str) -> str:

@@ -36,10 +36,13 @@ def _target(backend: str, index_path: str | None) -> Any:
     return index_path if backend == "embedded" else cli._es_backend(index_path, backend)
 
 
-def _mark(sentence: str, answer: str) -> str:
-    """The sentence with the answer in brackets (its first occurrence)."""
-    i = sentence.find(answer)
-    return sentence if i < 0 else f"{sentence[:i]}[{answer}]{sentence[i + len(answer) :]}"
+def _mark(answer: Any) -> str:
+    """The answer's sentence with the answer in brackets, where it stands."""
+    s = answer.sentence
+    i = answer.start - answer.sentence_start if answer.sentence_start is not None else s.find(answer.text)
+    if not 0 <= i <= len(s) - len(answer.text) or s[i : i + len(answer.text)] != answer.text:
+        return s
+    return f"{s[:i]}[{answer.text}]{s[i + len(answer.text) :]}"
 
 
 _common = [
@@ -149,7 +152,7 @@ def ask(
         year = f" ({a.year})" if a.year else ""
         click.echo(f"{rank:>2}. {a.text}    score {a.score:.3f}")
         click.echo(f"    {a.doc_id}{year} {a.title}".rstrip())
-        click.echo(f"    {a.field}[{a.start}:{a.end}]: {_mark(a.sentence, a.text)}")
+        click.echo(f"    {a.field}[{a.start}:{a.end}]: {_mark(a)}")
 
 
 @click.command(name="qa")

@@ -201,6 +201,7 @@ def read_windows(
                     start=start,
                     end=end,
                     field=w.field,
+                    sentence_start=s,
                 )
             )
     return merge_answers(candidates, k)

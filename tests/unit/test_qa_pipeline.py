@@ -78,6 +78,10 @@ def test_answers_merge_across_documents_with_exact_evidence(searcher):
     assert (cox.field, cox.start, cox.end) == ("abstract", doc.index("COX-1"), doc.index("COX-1") + 5)
     assert doc[cox.start : cox.end] == cox.text
     assert cox.sentence == "Aspirin after stroke inhibits COX-1; bleeding is rare."
+    assert doc[cox.sentence_start : cox.sentence_start + len(cox.sentence)] == cox.sentence
+    assert "sentence_start" not in cox.to_dict()
+    # fever stands in d1's first sentence, at offset 0
+    assert DOCS[0].abstract[fever.sentence_start :].startswith(fever.sentence) and fever.sentence_start == 0
     assert (cox.title, cox.year, cox.score) == ("Stroke", None, -1.0)
     assert (fever.title, fever.year, fever.sentence) == ("Aspirin and fever", 2010, "Aspirin lowers fever.")
     assert json.loads(json.dumps(cox.to_dict()))["start"] == cox.start
