@@ -264,15 +264,13 @@ class SpanReader:
         return out
 
     def _make_runner(self, runtime: Runtime) -> tuple[str, Any]:
-        import importlib.util
-
         if runtime == "auto":
-            runtime = "onnx" if importlib.util.find_spec("onnxruntime") is not None else "torch"
+            runtime = "onnx" if _installed("onnxruntime") else "torch"
             if runtime == "onnx":
                 try:
                     return "onnx", self._onnx_runner()
                 except ImportError as exc:  # no export yet and no torch to make one: nothing else can run it
-                    if importlib.util.find_spec("torch") is None:
+                    if not _installed("torch"):
                         raise
                     log.info("QA reader %s: ONNX export unavailable (%s); using torch", self.name, exc)
                     runtime = "torch"
@@ -322,6 +320,15 @@ class SpanReader:
             return got.start_logits.float().numpy(), got.end_logits.float().numpy()
 
         return run
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a finder that refuses the name, or a broken module
+        return False
 
 
 def _load_tokenizer(path: Path) -> Any:

@@ -139,3 +139,12 @@ def test_eval_qa_on_a_few_dev_questions(shared_data, tmp_path, minilm):
     assert firsts == ["AmnSINE1", "flumazenil", "Prolactinoma", "CRISPR-Cas system", "valproate", "centrosome"]
     assert (out.with_suffix(".md")).read_text().startswith("BioASQ 7b dev questions (6)")
     assert "| gold context |" in res.output
+
+
+def test_concurrent_asks_on_the_real_reader(asker):
+    from concurrent.futures import ThreadPoolExecutor
+
+    alone = [a.to_dict() for a in asker.ask(QUESTION, k=3)]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda _: [a.to_dict() for a in asker.ask(QUESTION, k=3)], range(8)))
+    assert all(t == alone for t in together)

@@ -79,3 +79,32 @@ def test_onnx_and_torch_read_the_same_spans(fresh_onnx, dev_examples):
         b = torch_reader.read(ex.question, [ex.context], null_threshold=None)[0][:5]
         assert [(s.start, s.end) for s in a] == [(s.start, s.end) for s in b]
         assert max(abs(x.score - y.score) for x, y in zip(a, b, strict=True)) < 1e-3
+
+
+def test_reader_runs_without_torch_from_the_export(fresh_onnx, tmp_path):
+    """With torch, TensorFlow and transformers blocked, biomed-qa answers on ONNX Runtime from its cached export;
+    with an empty cache it names the install line instead."""
+    from tests.unit.test_packaging import run_blocked
+
+    _, cache = fresh_onnx
+    code = """
+        import os
+        os.environ["ES_BIOMED_ONNX_DIR"] = {cache!r}
+        from es_biomed.qa import load_reader
+        try:
+            r = load_reader("biomed-qa")
+        except ImportError as exc:
+            print("ImportError:", exc)
+        else:
+            ctx = "Flumazenil reverses benzodiazepine sedation in adults."
+            spans = r.read("Which drug reverses benzodiazepine sedation?", [ctx])[0]
+            print(r.runtime, ctx[spans[0].start : spans[0].end])
+        # (the None placeholder es_biomed.tfmodels puts in sys.modules to keep TF's symbols local is not TF)
+        print(sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED and sys.modules[m] is not None))
+    """
+    proc = run_blocked(code.format(cache=str(cache)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["onnx Flumazenil", "[]"]
+    empty = run_blocked(code.format(cache=str(tmp_path / "empty-cache")))
+    assert empty.returncode == 0, empty.stderr
+    assert "has no ONNX export" in empty.stdout and "pip install 'es-biomed[torch,onnx]'" in empty.stdout

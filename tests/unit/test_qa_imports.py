@@ -1,0 +1,19 @@
+"""``import es_biomed.qa`` (and the CLI that registers ``ask``) stays light: no torch, TensorFlow or transformers."""
+
+from __future__ import annotations
+
+from tests.unit.test_packaging import run_blocked
+
+
+def test_qa_package_imports_without_torch_or_tensorflow():
+    proc = run_blocked(
+        """
+        from es_biomed.qa import Asker, Answer, SpanReader, load_reader, QaParameterError
+        import es_biomed.qa.cli, es_biomed.qa.evaluation, es_biomed.qa.onnx
+        import es_biomed.cli
+        assert "ask" in es_biomed.cli.main.commands and "qa" in es_biomed.cli.eval_group.commands
+        print(sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED))
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
