@@ -229,7 +229,7 @@ def tune_rank_weight(
     gold_all = gold_answers(train)
     qids = sorted(gold_all)[:max_questions] if max_questions else sorted(gold_all)
     gold = {q: gold_all[q] for q in qids}
-    questions = {}
+    questions: dict[str, str] = {}
     for ex in train:
         questions.setdefault(ex.question_id, ex.question)
     index = ensure_index(load_bioasq_split(files, qids, None), index_target, encoder, show_progress)

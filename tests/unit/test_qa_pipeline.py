@@ -223,3 +223,40 @@ def test_rank_weight_is_a_retrieval_prior_on_document_rank(searcher):
     assert prior[1].score == pytest.approx(-1.0 - math.log(3))
     with pytest.raises(QaParameterError, match="rank_weight: must be >= 0"):
         Asker(searcher, reader, rank_weight=-1.0)
+
+
+class FakeClusterBackend:
+    """What Asker uses of a cluster backend: ``encoder_meta``, ``check_encoder`` and ``search`` (with ``_source``
+    holding the body, as Elasticsearch returns it)."""
+
+    alias = "es-biomed"
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.plans = []
+
+    def encoder_meta(self):
+        return {"name": self.encoder.name}
+
+    def check_encoder(self, info):
+        assert info.fingerprint == self.encoder.fingerprint
+
+    def search(self, plan, vector, with_sources=False):
+        from es_biomed.backends.base import Hit, SearchResults
+
+        self.plans.append((plan, vector))
+        src = {"title": "Body only", "body": "Intro words. The answer is warfarin here.", "year": 2021}
+        return SearchResults([Hit("b1", 3.0)], {"b1": src} if with_sources else {})
+
+
+def test_cluster_backend_path_reads_the_body_and_the_year(toy_encoder):
+    backend = FakeClusterBackend(toy_encoder)
+    asker = Asker(backend, ScriptedReader({"warfarin": -0.3}), passages=2, encoder=toy_encoder)
+    (ans,) = asker.ask("which anticoagulant?")
+    body = "Intro words. The answer is warfarin here."
+    assert (ans.doc_id, ans.field, ans.start, ans.end, ans.year) == ("b1", "body", body.index("warfarin"), 35, 2021)
+    assert ans.sentence == "The answer is warfarin here." and ans.title == "Body only"
+    plan, vector = backend.plans[-1]
+    assert plan.mode == "rerank" and plan.k == 2 and vector is not None and len(vector) == toy_encoder.dims
+    asker.ask("which anticoagulant?", plan_overrides={"mode": "bm25"})
+    assert backend.plans[-1][1] is None  # BM25 needs no query vector
