@@ -102,7 +102,8 @@ class SpanReader:
         model_dir: The model directory (e.g. ``es_biomed/qa/weights/biomed-qa``).
         name: Name reported in results; defaults to the directory.
         runtime: ``"auto"``, ``"onnx"`` or ``"torch"`` (see the module docstring).
-        threads: ONNX Runtime / torch intra-op threads; defaults to the physical cores.
+        threads: ONNX Runtime / torch intra-op threads; defaults to ``$ES_BIOMED_THREADS`` if set (as the
+            encoders), else the physical cores (ONNX Runtime) or torch's own default.
         batch_size: Windows per forward pass.
 
     Raises:
@@ -285,7 +286,7 @@ class SpanReader:
         ort: Any = require("onnxruntime", "onnx")
         export = ensure_qa_exported(self.name, self.model_dir)
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(self.threads or physical_cores())
+        opts.intra_op_num_threads = int(self.threads or os.environ.get("ES_BIOMED_THREADS") or physical_cores())
         opts.inter_op_num_threads = 1
         try:
             session = ort.InferenceSession(str(export / ONNX_FILENAME), opts, providers=["CPUExecutionProvider"])
