@@ -30,6 +30,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ __all__ = [
     "PROBE_TEXTS",
     "VARIANT_FILES",
     "ensure_exported",
+    "export_into_cache",
     "export_onnx",
     "record_bf16_parity",
     "export_torch_graph",
@@ -379,15 +381,24 @@ def ensure_exported(name: str, model_dir: str | os.PathLike[str], max_length: in
             f"encoder {name!r} has no ONNX export in {target} yet, and making one needs torch: "
             "pip install 'es-biomed[torch,onnx]' (once), or set ES_BIOMED_ONNX_DIR to a directory holding exports"
         ) from exc
-    target.parent.mkdir(parents=True, exist_ok=True)
     log.info("exporting %s to ONNX in %s (once)", name, target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    return export_into_cache(target, lambda tmp: export_onnx(src, tmp, max_length=max_length))
+
+
+def export_into_cache(target: Path, export: Callable[[Path], object], manifest: str = MANIFEST_FILENAME) -> Path:
+    """Run ``export`` into a private temporary directory beside ``target`` and rename it into place.
+
+    Two processes exporting at once each write their own directory; the first rename wins and the loser's copy is
+    dropped (``target / manifest`` present means the winner finished). Nothing half-written is ever at ``target``.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        export_onnx(src, tmp, max_length=max_length)
+        export(tmp)
         try:
             os.rename(tmp, target)
         except OSError:
-            if not (target / MANIFEST_FILENAME).is_file():
+            if not (target / manifest).is_file():
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -27,6 +27,7 @@ __all__ = [
     "load_document_encoder",
     "load_encoder",
     "load_query_encoder",
+    "read_model_table",
     "resolve_model_path",
 ]
 
@@ -35,15 +36,21 @@ DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 Backend = Literal["torch", "tf", "onnx"]
 
 
-@lru_cache(maxsize=1)
-def _registry() -> dict[str, dict[str, Any]]:
-    raw: dict[str, dict[str, Any]] = json.loads((Path(__file__).with_name("models.json")).read_text())
+def read_model_table(path: Path) -> dict[str, dict[str, Any]]:
+    """A ``models.json`` as a table of name and alias -> entry, each entry with its canonical ``"name"``
+    (shared by the encoder and the QA reader registries)."""
+    raw: dict[str, dict[str, Any]] = json.loads(path.read_text())
     table = {}
     for name, spec in raw.items():
         table[name] = {**spec, "name": name}
         for alias in spec.get("aliases", []):
             table[alias] = {**spec, "name": name}
     return table
+
+
+@lru_cache(maxsize=1)
+def _registry() -> dict[str, dict[str, Any]]:
+    return read_model_table(Path(__file__).with_name("models.json"))
 
 
 def known_encoders() -> list[str]:

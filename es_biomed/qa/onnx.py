@@ -27,7 +27,12 @@ from typing import Any
 import numpy as np
 
 from es_biomed.encode.base import fingerprint_files
-from es_biomed.encode.onnx_export import export_torch_graph, fuse_transformer_graph, onnx_cache_dir
+from es_biomed.encode.onnx_export import (
+    export_into_cache,
+    export_torch_graph,
+    fuse_transformer_graph,
+    onnx_cache_dir,
+)
 from es_biomed.errors import EsBiomedError, require
 from es_biomed.qa.errors import ModelFilesError
 from es_biomed.qa.reader import QA_CONFIG_FILENAME
@@ -151,16 +156,6 @@ def ensure_qa_exported(name: str, model_dir: str | os.PathLike[str]) -> Path:
             f"QA model {name!r} has no ONNX export in {target} yet, and making one needs torch: "
             "pip install 'es-biomed[torch,onnx]' (once), or set ES_BIOMED_ONNX_DIR to a directory holding exports"
         ) from exc
-    target.parent.mkdir(parents=True, exist_ok=True)
     log.info("exporting QA model %s to ONNX in %s (once)", name, target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{slug}-", dir=target.parent))
-    try:
-        export_qa_onnx(src, tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / MANIFEST_FILENAME).is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    export_into_cache(target, lambda tmp: export_qa_onnx(src, tmp), MANIFEST_FILENAME)
     return target

@@ -8,12 +8,12 @@ Named readers live in ``models.json`` beside this module (data, not code), as en
 
 from __future__ import annotations
 
-import json
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from es_biomed.encode.registry import read_model_table
 from es_biomed.qa.errors import ModelFilesError, QaParameterError
 from es_biomed.qa.reader import Runtime, SpanReader
 
@@ -24,13 +24,7 @@ DEFAULT_READER = "biomed-qa"
 
 @lru_cache(maxsize=1)
 def _registry() -> dict[str, dict[str, Any]]:
-    raw: dict[str, dict[str, Any]] = json.loads(Path(__file__).with_name("models.json").read_text())
-    table = {}
-    for name, spec in raw.items():
-        table[name] = {**spec, "name": name}
-        for alias in spec.get("aliases", []):
-            table[alias] = {**spec, "name": name}
-    return table
+    return read_model_table(Path(__file__).with_name("models.json"))
 
 
 def known_readers() -> list[str]:
