@@ -30,6 +30,7 @@ from es_biomed.cli_support import (  # noqa: F401 (re-exported: the command modu
     _load_encoder,
     _require_index,
     backend_option,
+    format_option,
 )
 from es_biomed.qa.cli import ask, qa_eval
 from es_biomed.serve.cli import serve
@@ -52,13 +53,7 @@ def main() -> None:
     "--index", "index_path", type=click.Path(), help="Embedded: index directory (created if missing). ES: alias."
 )
 @backend_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["beir", "breathe", "cord19", "bioasq"]),
-    default=None,
-    help="Corpus format (guessed if omitted).",
-)
+@format_option
 @click.option("--encoder", default=None, help="Encoder name or model directory (default: all-MiniLM-L6-v2).")
 @click.option(
     "--on-error",

@@ -10,11 +10,7 @@ from typing import Any
 
 import click
 
-from es_biomed.cli_support import (
-    EXIT_REJECTED,
-    _errors,
-    _fail,
-)
+from es_biomed.cli_support import EXIT_REJECTED, _errors, _fail, format_option
 
 
 # --------------------------------------------------------------------------------------------------- ingest
@@ -57,13 +53,7 @@ def _print_status(st: Any, as_json: bool) -> None:
     help="local (= embedded engine, written by the single writer queue) or es (each worker bulk-writes).",
 )
 @click.option("--index", "index_path", default=None, help="local: index directory (required). es: alias.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["beir", "breathe", "cord19", "bioasq"]),
-    default=None,
-    help="Corpus format (guessed if omitted).",
-)
+@format_option
 @click.option("--encoder", default=None, help="Encoder name or path, as the workers see it (default: the index's).")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Records per batch (one task each).")
 @click.option("--job-id", default=None, help="Job id (default: random).")

@@ -81,3 +81,12 @@ backend_option = click.option(
     show_default=True,
     help="Embedded engine, Elasticsearch or OpenSearch.",
 )
+
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["beir", "breathe", "cord19", "bioasq"]),
+    default=None,
+    help="Corpus format (guessed if omitted).",
+)

@@ -29,6 +29,7 @@ __all__ = [
     "fingerprint_files",
     "fingerprint_cache_path",
     "read_json_object",
+    "write_text_atomic",
 ]
 
 log = logging.getLogger(__name__)
@@ -199,12 +200,22 @@ def _write_fingerprint_cache(memo: dict[str, str]) -> None:
     entries = list(memo.items())[-_FINGERPRINT_CACHE_SIZE:]  # insertion order: the newest last
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".fingerprints-", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(dict(entries), fh)
-        os.replace(tmp, path)  # atomic: concurrent writers lose entries, never corrupt the file
+        write_text_atomic(path, json.dumps(dict(entries)))  # concurrent writers lose entries, never corrupt it
     except OSError as exc:
         log.debug("fingerprint cache %s not written: %s", path, exc)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename: readers see the old
+    content or the new, never part of it. The temporary file is removed if writing fails."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_json_object(path: Path, what: str, error: type[Exception]) -> dict[str, object]:

@@ -34,7 +34,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from es_biomed.encode.base import Pooling, fingerprint_files, read_json_object, read_pooling_config
+from es_biomed.encode.base import (
+    Pooling,
+    fingerprint_files,
+    read_json_object,
+    read_pooling_config,
+    write_text_atomic,
+)
 from es_biomed.errors import EsBiomedError, require
 
 __all__ = [
@@ -273,10 +279,7 @@ def record_bf16_parity(export_dir: str | os.PathLike[str]) -> dict[str, Any] | N
         log.warning("%s: bf16 differs from fp32 by %.2e > %g; it gets its own fingerprint", out, diff, BF16_TOLERANCE)
     manifest.setdefault("variants", {})["bf16"] = record
     manifest.setdefault("versions", {})["openvino"] = importlib.import_module("openvino").__version__
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=out)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, out / MANIFEST_FILENAME)  # readers see the old manifest or the new one, never half of one
+    write_text_atomic(out / MANIFEST_FILENAME, json.dumps(manifest, indent=2) + "\n")  # readers: old or new, whole
     return record
 
 

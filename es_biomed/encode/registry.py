@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from es_biomed.encode.base import Encoder
+from es_biomed.encode.base import Encoder, read_json_object
 from es_biomed.errors import EsBiomedError, MissingDependencyError
 
 __all__ = [
@@ -149,6 +149,13 @@ def load_encoder(name_or_path: str | None = None, backend: Backend | None = None
     )
 
 
+def _variant_name(source: str, variant: str) -> str:
+    """The registered name of an export variant, e.g. ``("all-MiniLM-L6-v2", "int8")`` -> ``all-MiniLM-L6-v2-int8``."""
+    reg = _registry()
+    names = [n for n, s in reg.items() if n == s["name"] and s.get("source") == source and s.get("variant") == variant]
+    return names[0] if names else f"{source}-onnx-{variant}"
+
+
 def _load_onnx(spec: dict[str, Any], kwargs: dict[str, Any]) -> Encoder:
     """A registered model on ONNX Runtime: its cached export, made on first use."""
     from es_biomed.encode.onnx_backend import OnnxEncoder
@@ -161,9 +168,7 @@ def _load_onnx(spec: dict[str, Any], kwargs: dict[str, Any]) -> Encoder:
             f"encoder {source!r} is a {reg[source]['backend']} model; only torch models export to ONNX"
         )
     variant = kwargs.pop("variant", spec.get("variant", "fp32"))
-    # The registered name of this (source, variant) pair, e.g. "all-MiniLM-L6-v2-int8".
-    names = [n for n, s in reg.items() if n == s["name"] and s.get("source") == source and s.get("variant") == variant]
-    name = names[0] if names else f"{source}-onnx-{variant}"
+    name = _variant_name(source, variant)
     try:
         model_dir = resolve_model_path(source)
     except MissingDependencyError as exc:
@@ -200,9 +205,6 @@ def load_document_encoder(name_or_path: str | None = None) -> Encoder:
     return _same_identity_fast(name_or_path, ("bf16", "fp32"), export=True)
 
 
-_RUNTIME_MODULES = {"fp32": "onnxruntime", "bf16": "openvino"}
-
-
 def _same_identity_fast(name_or_path: str | None, variants: tuple[str, ...], export: bool) -> Encoder:
     """The first of ``variants`` whose export carries the fingerprint of ``name_or_path``, else that encoder."""
     import importlib.util
@@ -222,28 +224,27 @@ def _same_identity_fast(name_or_path: str | None, variants: tuple[str, ...], exp
         model_dir = resolve_model_path(source["name"])
         identity = source_fingerprint(model_dir)
         export_dir = onnx_cache_dir() / f"{source['name']}-{identity}"
-        if export and not (export_dir / MANIFEST_FILENAME).is_file():
-            if any(importlib.util.find_spec(m) is None for m in ("torch", "onnx", "transformers")):
-                return load_encoder(name)
         if export:
+            if not (export_dir / MANIFEST_FILENAME).is_file() and any(
+                importlib.util.find_spec(m) is None for m in ("torch", "onnx", "transformers")
+            ):
+                return load_encoder(name)  # no export yet, and nothing to make one with
             export_dir = ensure_exported(source["name"], model_dir)
-        manifest = json.loads((export_dir / MANIFEST_FILENAME).read_text()) if export_dir.is_dir() else {}
+        manifest = read_json_object(export_dir / MANIFEST_FILENAME, "export settings", EsBiomedError)
     except (ImportError, OSError, ValueError, EsBiomedError) as exc:
         logging.getLogger(__name__).debug("%s: no fast variant (%s)", name, exc)
         return load_encoder(name)
     records = manifest.get("variants", {})
     if spec["backend"] == "onnx" and records.get(spec.get("variant", "fp32"), {}).get("fingerprint") != identity:
         return load_encoder(name)  # int8, or a variant that did not earn the identity: only itself will do
-    from es_biomed.encode.onnx_backend import OnnxEncoder
+    from es_biomed.encode.onnx_backend import VARIANTS, OnnxEncoder
 
     for variant in variants:
         if records.get(variant, {}).get("fingerprint") != identity:
             continue
-        if importlib.util.find_spec(_RUNTIME_MODULES[variant]) is None:
+        if importlib.util.find_spec(VARIANTS[variant].runtime) is None:  # runtimes are named by their module
             continue
-        names = [n for n, s in reg.items() if n == s["name"] and s.get("source") == source["name"]]
-        variant_name = next((n for n in names if reg[n].get("variant") == variant), f"{source['name']}-{variant}")
-        enc = OnnxEncoder(export_dir, name=variant_name, variant=variant)  # type: ignore[arg-type]
+        enc = OnnxEncoder(export_dir, name=_variant_name(source["name"], variant), variant=variant)  # type: ignore[arg-type]
         if enc.fingerprint == identity:  # the files on disk are the ones recorded
             return enc
     return load_encoder(name)
