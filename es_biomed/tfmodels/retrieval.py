@@ -27,24 +27,31 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import logging
 import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from es_biomed.corpus.types import Document, RetrievalSet
+from es_biomed.corpus.types import RetrievalSet
 from es_biomed.errors import EsBiomedError, require
-from es_biomed.query.plan import Filters, SearchPlan
+from es_biomed.query.plan import SearchPlan
+from es_biomed.traindata.mining import build_bm25_index, merge_sets, mine_hard_negatives
+from es_biomed.traindata.provenance import (
+    META_FILENAME,
+    ids_sha256,
+    read_training_meta,
+    sha256_file,
+    update_training_meta,
+    write_training_meta,
+)
 
 __all__ = [
     "META_FILENAME",
@@ -76,11 +83,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Metadata file written beside every trained model's weights.
-META_FILENAME = "training_meta.json"
 #: sentence-transformers ``MultipleNegativesRankingLoss`` default (temperature 0.05).
 DEFAULT_SCALE = 20.0
-_BM25_ONLY = {"name": "bm25-only", "dims": 1, "max_length": 0, "pooling": "none", "fingerprint": "bm25-only"}
 
 
 @dataclass(frozen=True)
@@ -229,81 +233,6 @@ def embed(model: Any, features: Mapping[str, Any], training: bool = False) -> An
 
 
 # -- data ------------------------------------------------------------------------------------------------------
-
-
-def merge_sets(sets: Mapping[str, RetrievalSet]) -> RetrievalSet:
-    """Merge retrieval sets into one, prefixing every query and document id with ``"<name>:"``.
-
-    Each document's ``source`` becomes ``name``, so mining can keep a question's negatives within its own data set.
-    """
-    corpus: dict[str, Document] = {}
-    queries: dict[str, str] = {}
-    qrels: dict[str, dict[str, int]] = {}
-    for name, ds in sets.items():
-        for doc_id, doc in ds.corpus.items():
-            corpus[f"{name}:{doc_id}"] = dataclasses.replace(doc, id=f"{name}:{doc_id}", source=name)
-        for qid, text in ds.queries.items():
-            queries[f"{name}:{qid}"] = text
-        for qid, rels in ds.qrels.items():
-            if qid in ds.queries:
-                qrels[f"{name}:{qid}"] = {f"{name}:{d}": g for d, g in rels.items()}
-    return RetrievalSet(corpus=corpus, queries=queries, qrels=qrels, stats={"sets": list(sets)})
-
-
-def build_bm25_index(docs: Iterable[Document], path: str | os.PathLike[str]) -> Any:
-    """A BM25-only :class:`~es_biomed.backends.embedded.EmbeddedIndex` (documents without vectors) for mining.
-
-    Args:
-        docs: The training corpus.
-        path: Index directory; must not hold an index built for something else.
-
-    Returns:
-        The opened index.
-    """
-    from es_biomed.backends.embedded import EmbeddedIndex
-
-    index = EmbeddedIndex.create(path, dict(_BM25_ONLY))
-    empty = np.zeros((0, 1), dtype=np.float32)
-    with index.writer() as writer:
-        fresh = writer.pending(list(docs))
-        writer.upsert(fresh, [empty] * len(fresh))
-    return EmbeddedIndex(path)
-
-
-def mine_hard_negatives(
-    index: Any,
-    queries: Mapping[str, str],
-    positives: Mapping[str, Collection[str]],
-    plan: SearchPlan,
-    n: int = 1,
-    depth: int = 30,
-    skip: int = 0,
-    sources: Mapping[str, str] | None = None,
-) -> dict[str, list[str]]:
-    """BM25 hard negatives: the best-ranked documents that are not relevant to the question.
-
-    Args:
-        index: An :class:`~es_biomed.backends.embedded.EmbeddedIndex` (see :func:`build_bm25_index`).
-        queries: ``{qid: text}``.
-        positives: ``{qid: relevant doc ids}``; these are never returned for that question.
-        plan: Field boosts and match type of the BM25 query; it runs in ``bm25`` mode with ``k = depth``.
-        n: Negatives per question.
-        depth: BM25 hits looked at.
-        skip: Non-relevant hits passed over before taking ``n`` (0: the top ones).
-        sources: Optional ``{qid: source}`` restricting a question's negatives to documents of that source.
-
-    Returns:
-        ``{qid: [doc_id, ...]}`` best BM25 rank first, at most ``n`` each (fewer when BM25 finds fewer).
-    """
-    out: dict[str, list[str]] = {}
-    for qid, text in queries.items():
-        p = plan.replace(query=text, mode="bm25", k=depth)
-        if sources and qid in sources:
-            p = p.replace(filters=Filters(sources=(sources[qid],)))
-        pos = set(positives.get(qid, ()))
-        cands = [h.doc_id for h in index.bm25(p, depth) if h.doc_id not in pos]
-        out[qid] = cands[skip : skip + n]
-    return out
 
 
 def build_examples(
@@ -501,42 +430,6 @@ def train_retrieval(
 # -- provenance ------------------------------------------------------------------------------------------------
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def ids_sha256(ids: Iterable[str]) -> str:
-    """Hex sha256 of the sorted, de-duplicated ids joined by newlines (identifies a split)."""
-    return hashlib.sha256("\n".join(sorted(set(ids))).encode("utf-8")).hexdigest()
-
-
-def write_training_meta(out_dir: str | os.PathLike[str], meta: Mapping[str, Any]) -> Path:
-    """Write ``training_meta.json`` (sorted keys, indented) beside the weights in ``out_dir``."""
-    path = Path(out_dir) / META_FILENAME
-    path.write_text(json.dumps(dict(meta), indent=2, sort_keys=True) + "\n")
-    return path
-
-
-def read_training_meta(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a model directory's ``training_meta.json``.
-
-    Raises:
-        EsBiomedError: the file is missing or not JSON.
-    """
-    path = Path(model_dir) / META_FILENAME
-    try:
-        return dict(json.loads(path.read_text()))
-    except FileNotFoundError:
-        raise EsBiomedError(f"{path}: no training metadata (not a model written by es-biomed training)") from None
-    except json.JSONDecodeError as exc:
-        raise EsBiomedError(f"{path}: line {exc.lineno}: malformed JSON: {exc.msg}") from None
-
-
 # -- pipeline --------------------------------------------------------------------------------------------------
 
 
@@ -722,18 +615,6 @@ def train_and_export(
         write_training_meta(d, meta)
     if notice:
         (fp16_dir / "NOTICE").write_text(notice)
-    return meta
-
-
-def update_training_meta(model_dir: str | os.PathLike[str], **sections: Any) -> dict[str, Any]:
-    """Merge ``sections`` into a model's ``training_meta.json`` (a dict section is merged key by key)."""
-    meta = read_training_meta(model_dir)
-    for key, value in sections.items():
-        if isinstance(value, Mapping) and isinstance(meta.get(key), dict):
-            meta[key] = {**meta[key], **value}
-        else:
-            meta[key] = value
-    write_training_meta(model_dir, meta)
     return meta
 
 
