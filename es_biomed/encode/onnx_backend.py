@@ -247,7 +247,11 @@ class OnnxEncoder(Encoder):
         except Exception as exc:  # tokenizers raises a bare Exception for malformed files
             raise OnnxModelError(f"{self.tokenizer_file}: not a usable tokenizer.json: {exc}") from exc
         tok.enable_truncation(max_length=self.max_length)
-        pad_token = next((t for t in ("[PAD]", "<pad>") if tok.token_to_id(t) is not None), None)
+        # The model's own padding token (recorded at export, else in tokenizer.json), else a conventional one: MPNet's
+        # vocabulary has both [PAD] (id 4, BERT's) and its real <pad> (id 1, the id its position ids skip).
+        pad_token = self.manifest.get("pad_token") or (tok.padding or {}).get("pad_token")
+        if pad_token is None or tok.token_to_id(pad_token) is None:
+            pad_token = next((t for t in ("[PAD]", "<pad>") if tok.token_to_id(t) is not None), None)
         if pad_token is None:
             raise OnnxModelError(f"{self.tokenizer_file}: no padding token ([PAD] or <pad>) in the vocabulary")
         tok.enable_padding(pad_id=tok.token_to_id(pad_token), pad_token=pad_token)

