@@ -20,7 +20,7 @@ $(VENV)/.stamp-demo: setup.cfg pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.stamp-test: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[torch,tf,es,opensearch,onnx,openvino,onnx-export,workers,serve,dev]'
+	$(BIN)/pip install -q -e '.[torch,tf,es,opensearch,onnx,openvino,onnx-export,train,workers,serve,dev]'
 	touch $@ $(VENV)/.stamp-demo
 
 demo: $(VENV)/.stamp-demo
@@ -74,3 +74,18 @@ elasticsearch-stop:
 engines: opensearch elasticsearch
 
 engines-stop: opensearch-stop elasticsearch-stop
+
+# eland's environment for `es-biomed export eland` (docs/eland.md): eland[pytorch] 9.2 with the torch it pins (2.7.1,
+# the libtorch of Elasticsearch 9.2), from requirements/eland.txt, in .venv-eland/ apart from .venv/ (whose torch is
+# 2.13). Rebuilt when the requirements change. About 5.8 GB (torch from PyPI is the CUDA build; it runs on the CPU).
+ELAND_VENV := .venv-eland
+
+.PHONY: eland-env
+eland-env: $(ELAND_VENV)/.stamp
+
+$(ELAND_VENV)/.stamp: requirements/eland.txt
+	test -x $(ELAND_VENV)/bin/python || $(PYTHON) -m venv $(ELAND_VENV)
+	$(ELAND_VENV)/bin/pip install -q --upgrade pip
+	$(ELAND_VENV)/bin/pip install -q -r requirements/eland.txt
+	$(ELAND_VENV)/bin/python -c "import eland, torch; print('eland', eland.__version__, 'torch', torch.__version__)"
+	touch $@
