@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from es_biomed.cli_support import (
+    MODES,
     _errors,
     _es_backend,
     _fail,
@@ -56,6 +57,19 @@ def _eval_target(backend: str, index_path: str | None, encoder: Any) -> Any:
 @click.option("--encoder", default=None, help="Encoder name or path (default: the index's, else all-MiniLM-L6-v2).")
 @click.option("-k", "k", type=int, default=100, show_default=True, help="Run depth.")
 @click.option("--window", type=int, default=None, help="Rescore window (default: preset).")
+@click.option(
+    "--mode",
+    "modes",
+    multiple=True,
+    type=click.Choice([m for m in MODES if m != "hybrid_rerank"]),
+    help="Evaluate only this search mode (repeatable; default: bm25, rerank, dense, hybrid, and rerank_ce when "
+    "--cross-encoder is given).",
+)
+@click.option("--cross-encoder", default=None, help="Cross-encoder name or directory for --mode rerank_ce.")
+@click.option(
+    "--ce-window", type=int, default=None, help="rerank_ce: how many rescored hits it re-sorts (default 20)."
+)
+@click.option("--ce-weight", type=float, default=None, help="rerank_ce: cross-encoder weight in [0, 1] (default 1).")
 @click.option("--no-progress", is_flag=True)
 def eval_beir(
     directory: str,
@@ -66,23 +80,44 @@ def eval_beir(
     encoder: str | None,
     k: int,
     window: int | None,
+    modes: tuple[str, ...],
+    cross_encoder: str | None,
+    ce_window: int | None,
+    ce_weight: float | None,
     no_progress: bool,
 ) -> None:
-    """BEIR-style evaluation: NDCG@10, Recall@100 and MRR@10 for bm25, bm25+rerank, dense and hybrid."""
-    from es_biomed.eval.protocols import evaluate_beir
+    """BEIR-style evaluation: NDCG@10, Recall@100 and MRR@10 for bm25, bm25+rerank, dense and hybrid (and
+    bm25+rerank+ce, the cross-encoder stage, with --cross-encoder)."""
+    from es_biomed.eval.protocols import BEIR_RUNS, CE_RUN, evaluate_beir
     from es_biomed.eval.report import beir_markdown
     from es_biomed.query.presets import default_plan
 
+    if "rerank_ce" in modes and not cross_encoder:
+        raise click.UsageError("--mode rerank_ce needs --cross-encoder NAME")
+    run_of = {mode: name for name, mode in BEIR_RUNS.items()} | {"rerank_ce": CE_RUN}
+    overrides = {
+        key: val
+        for key, val in (("window_size", window), ("ce_window", ce_window), ("ce_weight", ce_weight))
+        if val is not None
+    }
     try:
         enc = _load_encoder(encoder, index_path if backend == "embedded" else None)
-        plan = default_plan(**({"window_size": window} if window else {}))
+        plan = default_plan(**overrides)
         target = _eval_target(backend, index_path, enc)
-        modes = None
+        runs = [run_of[m] for m in modes] if modes else None
         if backend != "embedded" and not target.capabilities().scripts:
-            modes = ("bm25", "dense", "hybrid")
-            click.echo(f"note: {target.engine} has no lang-painless module: bm25+rerank is not run", err=True)
+            runs = [r for r in (runs or [*BEIR_RUNS, *([CE_RUN] if cross_encoder else [])]) if "rerank" not in r]
+            click.echo(f"note: {target.engine} has no lang-painless module: the rerank runs are not run", err=True)
         result = evaluate_beir(
-            directory, target, enc, plan, split=split, k=k, show_progress=not no_progress, modes=modes
+            directory,
+            target,
+            enc,
+            plan,
+            split=split,
+            k=k,
+            show_progress=not no_progress,
+            modes=runs,
+            cross_encoder=cross_encoder,
         )
         result["config"]["backend"] = backend
     except _errors() as exc:

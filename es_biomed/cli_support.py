@@ -10,7 +10,7 @@ import click
 EXIT_REJECTED = 3
 BACKENDS = ("embedded", "es", "opensearch")
 CLUSTER_ENGINES = {"es": "elasticsearch", "opensearch": "opensearch"}
-MODES = ("bm25", "rerank", "dense", "hybrid", "hybrid_rerank")
+MODES = ("bm25", "rerank", "dense", "hybrid", "hybrid_rerank", "rerank_ce")
 
 
 def _fail(exc: BaseException) -> click.ClickException:

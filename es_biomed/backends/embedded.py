@@ -340,6 +340,11 @@ class EmbeddedIndex:
     ) -> SearchResults:
         """Execute ``plan``; ``query_vector`` is required for rerank, dense and hybrid modes."""
         t0 = time.perf_counter()
+        if plan.mode == "rerank_ce":  # the index holds no cross-encoder
+            raise PlanError(
+                "mode 'rerank_ce' needs a cross-encoder: search through Searcher, or "
+                "es_biomed.query.cross_stage.search_with_cross_encoder"
+            )
         if plan.mode != "bm25" and query_vector is None:
             raise PlanError(f"mode {plan.mode!r} needs a query vector")
         if query_vector is not None and len(query_vector) != self.config.dims:

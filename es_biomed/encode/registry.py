@@ -51,7 +51,9 @@ def read_model_table(path: Path) -> dict[str, dict[str, Any]]:
 
 @lru_cache(maxsize=1)
 def _registry() -> dict[str, dict[str, Any]]:
-    return read_model_table(Path(__file__).with_name("models.json"))
+    table = read_model_table(Path(__file__).with_name("models.json"))
+    # "kind": "cross-encoder" entries are rerankers, not encoders (es_biomed.encode.cross_encoder resolves them)
+    return {name: spec for name, spec in table.items() if spec.get("kind", "encoder") == "encoder"}
 
 
 def known_encoders() -> list[str]:

@@ -1,5 +1,6 @@
-"""Evaluation protocols: BEIR (NDCG@10, Recall@100, MRR@10 for four search modes) and the BioMedBERT
-paper's BioASQ Table 9 (MRR@5 / MRR@10 of BM25 and BM25 + rerank for rerank windows 20, 30, 40, 50)."""
+"""Evaluation protocols: BEIR (NDCG@10, Recall@100, MRR@10 for four search modes, plus the cross-encoder stage
+when one is given) and the BioMedBERT paper's BioASQ Table 9 (MRR@5 / MRR@10 of BM25 and BM25 + rerank for rerank
+windows 20, 30, 40, 50)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,16 @@ from es_biomed.corpus.bioasq import DEFAULT_JACCARD, load_bioasq, load_bioasq_sp
 from es_biomed.corpus.readers import load_beir
 from es_biomed.corpus.types import RetrievalSet, Run
 from es_biomed.encode.base import Encoder
+from es_biomed.errors import PlanError
 from es_biomed.eval.metrics import evaluate
 from es_biomed.ingest.local import index_documents
+from es_biomed.query.cross_stage import search_with_cross_encoder
 from es_biomed.query.plan import SearchPlan
 
 __all__ = [
     "SEED",
     "BEIR_RUNS",
+    "CE_RUN",
     "evaluate_beir",
     "evaluate_bioasq",
     "evaluate_bioasq_questions",
@@ -35,6 +39,8 @@ __all__ = [
 SEED = 42
 #: Output name -> SearchPlan mode.
 BEIR_RUNS = {"bm25": "bm25", "bm25+rerank": "rerank", "dense": "dense", "hybrid": "hybrid"}
+#: The run of the ``rerank_ce`` mode (BM25, cosine rescore, cross-encoder): evaluated only when asked for.
+CE_RUN = "bm25+rerank+ce"
 
 
 def _seed() -> None:
@@ -56,23 +62,35 @@ def ensure_index(ds: RetrievalSet, target: Any, encoder: Encoder, show_progress:
 
 
 def run_modes(
-    index: Any, ds: RetrievalSet, encoder: Encoder, plans: dict[str, SearchPlan], show_progress: bool = False
+    index: Any,
+    ds: RetrievalSet,
+    encoder: Encoder,
+    plans: dict[str, SearchPlan],
+    show_progress: bool = False,
+    cross_encoder: Any = None,
 ) -> dict[str, Run]:
-    """One run per named plan; queries are encoded once."""
+    """One run per named plan; queries are encoded once.
+
+    Args:
+        cross_encoder: The scorer of ``rerank_ce`` plans on an embedded index
+            (:class:`~es_biomed.encode.cross_encoder.CrossEncoderScorer`); a cluster runs its own inference endpoint.
+    """
     qids = list(ds.queries)
     texts = [ds.queries[q] for q in qids]
     vecs = encoder.encode_queries(texts, batch_size=64, show_progress=show_progress)
     runs: dict[str, Run] = {}
     for name, plan in plans.items():
         run: Run = {}
+        local_ce = plan.mode == "rerank_ce" and isinstance(index, EmbeddedIndex)
         for i, qid in enumerate(qids):
-            res = index.search(plan.replace(query=texts[i]), vecs[i])
+            p = plan.replace(query=texts[i])
+            res = search_with_cross_encoder(index, p, vecs[i], cross_encoder) if local_ce else index.search(p, vecs[i])
             run[qid] = {h.doc_id: h.score for h in res.hits}
         runs[name] = run
     return runs
 
 
-def _config(encoder: Encoder, plan: SearchPlan, **extra: Any) -> dict[str, Any]:
+def _config(encoder: Encoder, plan: SearchPlan, ce: bool = False, **extra: Any) -> dict[str, Any]:
     import tantivy
 
     from es_biomed import __version__
@@ -80,6 +98,9 @@ def _config(encoder: Encoder, plan: SearchPlan, **extra: Any) -> dict[str, Any]:
     p = asdict(plan)
     p.pop("query")
     p.pop("mode")
+    if not ce:  # the cross-encoder settings appear only where a cross-encoder run was made
+        for key in ("ce_window", "ce_weight", "cross_encoder"):
+            p.pop(key)
     return {
         **extra,
         "encoder": encoder.info.to_dict(),
@@ -99,33 +120,65 @@ def evaluate_beir(
     metrics: Sequence[str] = ("NDCG@10", "Recall@100", "MRR@10"),
     show_progress: bool = False,
     modes: Sequence[str] | None = None,
+    cross_encoder: Any = None,
 ) -> dict[str, Any]:
     """Evaluate the four search modes on a BEIR dataset; the corpus is indexed into ``index_path`` first
     (an embedded index path, or a cluster backend object).
 
     Args:
-        modes: Run names of :data:`BEIR_RUNS` to evaluate (default: all four).
+        modes: Run names of :data:`BEIR_RUNS`, or :data:`CE_RUN`, to evaluate (default: all four, and
+            :data:`CE_RUN` when ``cross_encoder`` is given).
+        cross_encoder: For :data:`CE_RUN` (the ``rerank_ce`` mode, with ``plan``'s ``ce_window`` / ``ce_weight``):
+            a cross-encoder name or directory, or a loaded scorer. On an embedded index it is loaded here; a
+            cluster gets only its name (the inference endpoint's).
+
+    Raises:
+        PlanError: :data:`CE_RUN` is asked for without a cross-encoder (names ``cross_encoder``).
 
     Returns:
         ``{"runs": {"bm25": {"NDCG@10": ...}, "bm25+rerank": ..., "dense": ..., "hybrid": ...}, "config": ...}``
+        (plus ``"bm25+rerank+ce"`` when evaluated; ``config.plan`` then holds the cross-encoder settings).
     """
     _seed()
+    wanted = {**BEIR_RUNS, CE_RUN: "rerank_ce"} if cross_encoder is not None or modes else dict(BEIR_RUNS)
+    if modes is not None:
+        wanted = {name: mode for name, mode in wanted.items() if name in modes}
+    ce = CE_RUN in wanted
+    if ce and cross_encoder is None:
+        raise PlanError(f"cross_encoder: the {CE_RUN} run (mode rerank_ce) needs a cross-encoder model")
     ds = load_beir(directory, split)
     index = ensure_index(ds, index_path, encoder, show_progress)
+    scorer = None
+    if ce:
+        if isinstance(index, EmbeddedIndex):
+            if isinstance(cross_encoder, (str, os.PathLike)):
+                from es_biomed.encode.cross_encoder import load_cross_encoder
+
+                scorer = load_cross_encoder(cross_encoder)
+            else:
+                scorer = cross_encoder
+        ce_name = str(cross_encoder) if isinstance(cross_encoder, (str, os.PathLike)) else cross_encoder.name
+        plan = plan.replace(cross_encoder=scorer.name if scorer is not None else ce_name)
     depth = max(k, plan.k)
     # hybrid's RRF returns at most rank_window_size (= window_size) hits: widen it to the run depth
     plans = {
         name: plan.replace(
             mode=mode, k=depth, window_size=max(plan.window_size, depth) if mode == "hybrid" else plan.window_size
         )
-        for name, mode in BEIR_RUNS.items()
-        if modes is None or name in modes
+        for name, mode in wanted.items()
     }
-    runs = run_modes(index, ds, encoder, plans, show_progress)
+    runs = run_modes(index, ds, encoder, plans, show_progress, cross_encoder=scorer)
     return {
         "runs": {name: evaluate(ds.qrels, run, metrics) for name, run in runs.items()},
         "config": _config(
-            encoder, plan, dataset=str(directory), split=split, k=k, queries=len(ds.queries), documents=index.count()
+            encoder,
+            plan,
+            ce=ce,
+            dataset=str(directory),
+            split=split,
+            k=k,
+            queries=len(ds.queries),
+            documents=index.count(),
         ),
     }
 

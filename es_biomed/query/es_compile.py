@@ -21,19 +21,31 @@ Mapping of plan modes (Elasticsearch dialect):
   without an Enterprise or trial license; the cluster backend then fuses client-side (same RRF arithmetic).
 * ``hybrid_rerank``: the ``rrf`` retriever wrapped in a ``rescorer`` retriever (the ``rrf`` retriever rejects
   ``rescore``).
+* ``rerank_ce``: the ``rerank`` search as a ``rescorer`` retriever (``standard`` BM25 retriever plus the same
+  ``rescore``) inside a ``text_similarity_reranker`` retriever (``rank_window_size`` = ``ce_window``, the
+  ``inference_id`` of a ``rerank`` endpoint, :func:`rerank_inference_id`; :func:`rerank_endpoint_request` creates
+  it). With ``ce_weight < 1`` a ``linear`` retriever mixes the reranker and the rescorer, both ``minmax``
+  normalized, with weights ``ce_weight`` and ``1 - ce_weight`` (the embedded engine's formula,
+  :mod:`es_biomed.query.cross_stage`). The model reads one document field, :data:`CE_TEXT_FIELD` (``ce_field``
+  overrides it), which must hold ``title + ". " + abstract`` as :func:`~es_biomed.query.cross_stage.document_text`
+  builds it: a runtime field in the request would not do, as the retriever's inner searches do not carry the
+  request's ``runtime_mappings``. Elasticsearch returns at most ``rank_window_size`` hits, so ``k`` must not exceed
+  ``ce_window``. It needs an Enterprise or trial license and the ML / inference modules.
 
 OpenSearch dialect: ``rerank`` rescores with the k-NN plugin's Painless
 ``1.0 + cosineSimilarity(params.query_value, doc['<field>'])`` (or its ``knn_score`` script), with the same
 ``nested`` best-passage form; ``dense`` is the ``knn`` query (Lucene engine; ``k`` = :func:`knn_candidates`, and
 ``size`` cuts to the plan's ``k``), inside a ``nested`` query for passages. ``hybrid`` needs the neural-search
-plugin's search pipeline, so the body is refused here and the cluster backend fuses client-side.
+plugin's search pipeline, so the body is refused here and the cluster backend fuses client-side. ``rerank_ce`` needs
+ml-commons' ``rerank`` search response processor (a search pipeline around a deployed cross-encoder): refused.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from es_biomed.errors import PlanError, require
 from es_biomed.query.plan import Filters, ScoreMode, SearchPlan
@@ -48,6 +60,10 @@ __all__ = [
     "PASSAGES_PATH",
     "knn_candidates",
     "KNN_OVERSAMPLE",
+    "CE_TEXT_FIELD",
+    "EndpointRequest",
+    "rerank_inference_id",
+    "rerank_endpoint_request",
 ]
 
 Dialect = Literal["elasticsearch", "opensearch"]
@@ -55,6 +71,8 @@ PASSAGES_PATH = "passages"
 #: Vectors are never returned in hits.
 SOURCE_EXCLUDES = ("embedding", "passages.embedding")
 HIGHLIGHT_FIELDS = ("title", "abstract", "body")
+#: The document field the ``rerank_ce`` cross-encoder reads in Elasticsearch: ``title + ". " + abstract``.
+CE_TEXT_FIELD = "ce_text"
 
 
 @dataclass(frozen=True)
@@ -191,6 +209,118 @@ def _opensearch_knn(plan: SearchPlan, query_vector: Any, passages: bool) -> Any:
     return Q("bool", must=[q], filter=filters) if filters else q
 
 
+class EndpointRequest(NamedTuple):
+    """One REST call: ``method``, ``path`` (from the root, no leading slash) and JSON ``body``."""
+
+    method: str
+    path: str
+    body: dict[str, Any]
+
+
+_INFERENCE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9_\-]{0,62}[a-z0-9])?$")
+
+
+def rerank_inference_id(cross_encoder: str) -> str:
+    """The Elasticsearch ``rerank`` inference endpoint id for a cross-encoder name or directory: the last path
+    component, lowercased, every run of other characters than ``a-z0-9_-`` made ``-`` (ids allow only those).
+
+    Example:
+        >>> rerank_inference_id("biomed-ce"), rerank_inference_id("/models/BioMed CE.v2/")
+        ('biomed-ce', 'biomed-ce-v2')
+
+    Raises:
+        PlanError: nothing usable is left, or it is longer than 64 characters (names ``cross_encoder``).
+    """
+    base = cross_encoder.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+    iid = re.sub(r"[^a-z0-9_-]+", "-", base.lower()).strip("-_")
+    if not _INFERENCE_ID.match(iid):
+        raise PlanError(
+            f"cross_encoder {cross_encoder!r} gives no valid inference endpoint id ({iid!r}: 1 to 64 of a-z, 0-9, "
+            "'-', '_', starting and ending with a letter or digit); pass inference_id"
+        )
+    return iid
+
+
+def rerank_endpoint_request(
+    inference_id: str, model_id: str, num_allocations: int = 1, num_threads: int = 1
+) -> EndpointRequest:
+    """``PUT _inference/rerank/<inference_id>``: a ``rerank`` endpoint on the ``elasticsearch`` service (the cluster's
+    own ML nodes) serving the trained model ``model_id`` (a cross-encoder uploaded with eland as a
+    ``text_similarity`` model).
+
+    Example:
+        >>> rerank_endpoint_request("biomed-ce", "biomed-ce").body["service_settings"]
+        {'model_id': 'biomed-ce', 'num_allocations': 1, 'num_threads': 1}
+
+    Raises:
+        PlanError: an invalid inference id, an empty model id, a count below 1, or ``num_threads`` not a power of 2
+            up to 32 (the message names it).
+    """
+    if not _INFERENCE_ID.match(inference_id):
+        raise PlanError(f"inference_id {inference_id!r} is not a valid id (a-z, 0-9, '-', '_'; at most 64)")
+    if not model_id:
+        raise PlanError("model_id must name the eland-uploaded trained model")
+    for name, val in (("num_allocations", num_allocations), ("num_threads", num_threads)):
+        if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+            raise PlanError(f"{name} must be a positive integer, got {val!r}")
+    if num_threads > 32 or num_threads & (num_threads - 1):
+        raise PlanError(f"num_threads must be a power of 2 up to 32 (Elasticsearch's rule), got {num_threads}")
+    body = {
+        "service": "elasticsearch",
+        "service_settings": {"model_id": model_id, "num_allocations": num_allocations, "num_threads": num_threads},
+    }
+    return EndpointRequest("PUT", f"_inference/rerank/{inference_id}", body)
+
+
+def _cross_encoder_retriever(
+    plan: SearchPlan,
+    query_vector: Any,
+    passages: bool,
+    inference_id: str | None,
+    ce_field: str,
+) -> dict[str, Any]:
+    """``rerank_ce``: ``text_similarity_reranker`` over the ``rescorer`` retriever; ``linear`` when ``ce_weight < 1``."""
+    if inference_id is None:
+        if plan.cross_encoder is None:
+            raise PlanError(
+                "cross_encoder: mode rerank_ce needs a cross-encoder model; set cross_encoder (its inference "
+                "endpoint id is derived from it) or pass inference_id"
+            )
+        inference_id = rerank_inference_id(plan.cross_encoder)
+    if plan.k > plan.ce_window:
+        raise PlanError(
+            f"k {plan.k} exceeds ce_window {plan.ce_window}: Elasticsearch's text_similarity_reranker returns at most "
+            "rank_window_size (ce_window) hits; raise ce_window to at least k"
+        )
+    rescored = {
+        "rescorer": {
+            "retriever": {"standard": {"query": text_query(plan).to_dict()}},
+            "rescore": [_rescore(plan, query_vector, passages, "elasticsearch", "painless").to_dict()],
+        }
+    }
+    reranked = {
+        "text_similarity_reranker": {
+            "retriever": rescored,
+            "field": ce_field,
+            "inference_id": inference_id,
+            "inference_text": plan.query,
+            "rank_window_size": plan.ce_window,
+        }
+    }
+    if plan.ce_weight == 1.0:
+        return reranked
+    w = float(plan.ce_weight)
+    return {
+        "linear": {
+            "retrievers": [
+                {"retriever": reranked, "weight": w, "normalizer": "minmax"},
+                {"retriever": rescored, "weight": 1.0 - w, "normalizer": "minmax"},
+            ],
+            "rank_window_size": plan.ce_window,
+        }
+    }
+
+
 def compile_search(
     plan: SearchPlan,
     query_vector: Sequence[float] | Any = None,
@@ -199,6 +329,8 @@ def compile_search(
     passages: bool = False,
     highlight: bool = True,
     opensearch_script: Literal["painless", "knn_score"] = "painless",
+    inference_id: str | None = None,
+    ce_field: str = CE_TEXT_FIELD,
 ) -> dict[str, Any]:
     """The ``_search`` request body for ``plan``.
 
@@ -209,12 +341,16 @@ def compile_search(
         passages: Score vectors over the nested ``passages`` (best passage) instead of the document vector.
         highlight: Add highlighting on title, abstract and body.
         opensearch_script: OpenSearch rescore script: Painless ``cosineSimilarity`` or ``knn_score``.
+        inference_id: ``rerank_ce``: the ``rerank`` inference endpoint (default:
+            :func:`rerank_inference_id` of ``plan.cross_encoder``).
+        ce_field: ``rerank_ce``: the document field the cross-encoder reads (``title + ". " + abstract``).
 
     Returns:
         A JSON-serializable dict, valid against the Elasticsearch API specification (ES dialect).
 
     Raises:
-        PlanError: a vector is missing, or the mode has no equivalent in the dialect.
+        PlanError: a vector is missing, the mode has no equivalent in the dialect, or a ``rerank_ce`` plan names
+            no cross-encoder or asks for more hits (``k``) than its ``ce_window``.
     """
     if plan.mode != "bm25" and query_vector is None:
         raise PlanError(f"mode {plan.mode!r} needs a query vector")
@@ -227,6 +363,11 @@ def compile_search(
             "hybrid search in OpenSearch needs the neural-search plugin's search pipeline; the cluster backend "
             "fuses BM25 and kNN client-side instead"
         )
+    if dialect == "opensearch" and plan.mode == "rerank_ce":
+        raise PlanError(
+            "rerank_ce in OpenSearch needs ml-commons' rerank search response processor (a search pipeline around a "
+            "deployed cross-encoder), which es-biomed does not set up; use the embedded engine or Elasticsearch"
+        )
     dsl = _dsl()
     s = dsl.Search()
     extra: dict[str, Any] = {"size": plan.k, "_source": {"excludes": list(SOURCE_EXCLUDES)}}
@@ -234,6 +375,8 @@ def compile_search(
         s = s.query(text_query(plan))
         if plan.mode == "rerank":
             extra["rescore"] = _rescore(plan, query_vector, passages, dialect, opensearch_script).to_dict()
+    elif plan.mode == "rerank_ce":
+        extra["retriever"] = _cross_encoder_retriever(plan, query_vector, passages, inference_id, ce_field)
     elif plan.mode == "dense":
         if dialect == "elasticsearch":
             extra["knn"] = _knn(plan, query_vector, passages, plan.k)

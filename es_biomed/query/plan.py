@@ -47,8 +47,8 @@ __all__ = [
 ]
 
 ScoreMode = Literal["total", "multiply", "avg", "max", "min"]
-SearchMode = Literal["bm25", "rerank", "dense", "hybrid", "hybrid_rerank"]
-SEARCH_MODES: tuple[SearchMode, ...] = ("bm25", "rerank", "dense", "hybrid", "hybrid_rerank")
+SearchMode = Literal["bm25", "rerank", "dense", "hybrid", "hybrid_rerank", "rerank_ce"]
+SEARCH_MODES: tuple[SearchMode, ...] = ("bm25", "rerank", "dense", "hybrid", "hybrid_rerank", "rerank_ce")
 MatchType = Literal["best_fields", "most_fields"]
 SCORE_MODES: tuple[ScoreMode, ...] = ("total", "multiply", "avg", "max", "min")
 #: Default field boosts (title counts a little more; measured on SciFact train, see README).
@@ -86,9 +86,17 @@ class SearchPlan:
         score_mode: How the two are combined.
         mode: ``bm25`` (no rescore), ``rerank`` (BM25 + cosine rescore), ``dense`` (exact kNN),
             ``hybrid`` (RRF of BM25 and kNN), ``hybrid_rerank`` (RRF, then the cosine rescore over its top
-            ``window_size``: Elasticsearch's ``rescorer`` retriever around ``rrf``).
+            ``window_size``: Elasticsearch's ``rescorer`` retriever around ``rrf``), ``rerank_ce`` (``rerank``,
+            then a cross-encoder re-sorts its top ``ce_window`` hits; see :mod:`es_biomed.query.cross_stage`).
         rank_constant: RRF constant (Elasticsearch default 60).
         vector_field: Name of the document vector field.
+        ce_window: ``rerank_ce``: how many of the rescored hits the cross-encoder scores and re-sorts
+            (``1 <= ce_window <= window_size``; Elasticsearch's ``text_similarity_reranker`` ``rank_window_size``).
+        ce_weight: ``rerank_ce``: weight of the cross-encoder score, in ``[0, 1]``. ``1.0`` sorts by the
+            cross-encoder alone; below 1 the min-max normalized cross-encoder and rescore scores are mixed
+            (:func:`es_biomed.query.cross_stage.apply_cross_encoder` gives the formula).
+        cross_encoder: ``rerank_ce``: the cross-encoder, a registered name or a model directory (its inference
+            endpoint in Elasticsearch). Unset, a ``rerank_ce`` search raises :class:`PlanError` naming it.
 
     Example:
         >>> plan = SearchPlan("BRCA1 breast cancer", k=5, window_size=20)
@@ -108,6 +116,9 @@ class SearchPlan:
     mode: SearchMode = "rerank"
     rank_constant: int = 60
     vector_field: str = "embedding"
+    ce_window: int = 20
+    ce_weight: float = 1.0
+    cross_encoder: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.fields, Mapping):  # accept a dict for convenience
@@ -127,7 +138,7 @@ class SearchPlan:
             raise PlanError(f"score_mode must be one of {SCORE_MODES}, got {self.score_mode!r}")
         if self.mode not in SEARCH_MODES:
             raise PlanError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {self.mode!r}")
-        for name in ("k", "window_size", "rank_constant"):
+        for name in ("k", "window_size", "rank_constant", "ce_window"):
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, int) or val < 1:
                 raise PlanError(f"{name} must be a positive integer, got {val!r}")
@@ -141,6 +152,16 @@ class SearchPlan:
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val):
                 raise PlanError(f"{name} must be a finite number, got {val!r}")
+        w = self.ce_weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1.0:
+            raise PlanError(f"ce_weight must be a number in [0, 1], got {w!r}")
+        if self.cross_encoder is not None and (not isinstance(self.cross_encoder, str) or not self.cross_encoder):
+            raise PlanError(f"cross_encoder must be a model name or directory, got {self.cross_encoder!r}")
+        if self.mode == "rerank_ce" and self.ce_window > self.window_size:
+            raise PlanError(
+                f"ce_window {self.ce_window} exceeds window_size {self.window_size}: the cross-encoder re-sorts "
+                "the top ce_window hits of the rescore window"
+            )
 
     def replace(self, **changes: object) -> SearchPlan:
         """A copy with ``changes`` applied (validated again)."""

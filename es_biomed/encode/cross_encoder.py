@@ -1,0 +1,228 @@
+"""Cross-encoders: a (query, document) pair in, one relevance logit out (the ``rerank_ce`` search mode).
+
+A cross-encoder is a Hugging Face ``*ForSequenceClassification`` directory with ``num_labels=1`` (what
+sentence-transformers' ``CrossEncoder.save`` writes): ``config.json``, weights (``model.safetensors`` or
+``pytorch_model.bin``) and a tokenizer (``tokenizer.json`` or ``vocab.txt``). It runs on torch, offline.
+
+Registered cross-encoders are the ``models.json`` entries with ``"kind": "cross-encoder"`` (the encoder registry
+skips them). Their files come as the encoders' do: ``"path"`` (a directory inside this package) or ``"package"``
+plus ``"path_function"`` (another Python package).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from es_biomed.encode.registry import read_model_table
+from es_biomed.errors import EsBiomedError, MissingDependencyError, require
+
+__all__ = [
+    "CROSS_ENCODER_KIND",
+    "CrossEncoderScorer",
+    "check_cross_encoder_dir",
+    "known_cross_encoders",
+    "load_cross_encoder",
+    "resolve_cross_encoder",
+]
+
+CROSS_ENCODER_KIND = "cross-encoder"
+#: Each group is satisfied by any one of its files.
+_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+_TOKENIZER = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
+
+
+@lru_cache(maxsize=1)
+def _registry() -> dict[str, dict[str, Any]]:
+    table = read_model_table(Path(__file__).with_name("models.json"))
+    return {name: spec for name, spec in table.items() if spec.get("kind") == CROSS_ENCODER_KIND}
+
+
+def known_cross_encoders() -> list[str]:
+    """Canonical names of the registered cross-encoders."""
+    return sorted({spec["name"] for spec in _registry().values()})
+
+
+def check_cross_encoder_dir(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Check that ``path`` holds a one-logit sequence-classification model; returns its ``config.json``.
+
+    Raises:
+        EsBiomedError: files are missing (each missing file, or group of alternatives, is named), the config is
+            unreadable, the model is not a ``*ForSequenceClassification``, or ``num_labels`` is not 1.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        raise EsBiomedError(f"{p}: not a directory; a cross-encoder is a model directory (or a registered name)")
+    missing = []
+    if not (p / "config.json").is_file():
+        missing.append("config.json")
+    if not any((p / f).is_file() for f in _WEIGHTS):
+        missing.append("weights (" + " or ".join(_WEIGHTS[:2]) + ")")
+    if not any((p / f).is_file() for f in _TOKENIZER):
+        missing.append("tokenizer (" + " or ".join(_TOKENIZER[:2]) + ")")
+    if missing:
+        raise EsBiomedError(f"{p} is not a cross-encoder directory: missing {', '.join(missing)}")
+    try:
+        config = json.loads((p / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise EsBiomedError(f"{p / 'config.json'}: unreadable model config: {exc}") from exc
+    if not isinstance(config, dict):
+        raise EsBiomedError(f"{p / 'config.json'}: the model config must be a JSON object")
+    archs = [str(a) for a in config.get("architectures") or []]
+    if archs and not any(a.endswith("ForSequenceClassification") for a in archs):
+        raise EsBiomedError(
+            f"{p}: architectures {archs} has no *ForSequenceClassification head; a cross-encoder is a sequence "
+            "classification model with num_labels=1 (e.g. a sentence-transformers CrossEncoder save)"
+        )
+    # transformers stores num_labels as id2label (its default is 2 labels)
+    num_labels = len(config["id2label"]) if isinstance(config.get("id2label"), dict) else config.get("num_labels", 2)
+    if num_labels != 1:
+        raise EsBiomedError(
+            f"{p}: num_labels is {num_labels}, but a cross-encoder scores a pair with one logit (num_labels=1); "
+            "train or convert the head with num_labels=1"
+        )
+    return config
+
+
+def resolve_cross_encoder(name_or_path: str | os.PathLike[str]) -> tuple[str, Path]:
+    """``(name, directory)`` of a registered cross-encoder, or of a cross-encoder directory (named by its path).
+
+    Raises:
+        EsBiomedError: neither a registered name nor a directory.
+        MissingDependencyError: the package that ships a registered model is not installed.
+    """
+    key = str(name_or_path)
+    spec = _registry().get(key)
+    if spec is None:
+        path = Path(key).expanduser()
+        if not path.is_dir():
+            known = ", ".join(known_cross_encoders()) or "none"
+            raise EsBiomedError(
+                f"unknown cross-encoder {key!r}: not a registered name ({known}) and not a model directory"
+            )
+        return str(path), path
+    if "path" in spec:
+        return spec["name"], Path(__file__).parent / spec["path"]
+    try:
+        module = importlib.import_module(spec["package"])
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"cross-encoder {spec['name']!r} ships in the package {spec['package']!r}. "
+            f"Install it with: pip install 'es-biomed[{spec.get('extra', 'torch')}]'"
+        ) from exc
+    return spec["name"], Path(getattr(module, spec["path_function"])())
+
+
+class CrossEncoderScorer:
+    """A cross-encoder on torch: ``score(query, texts)`` gives one raw logit per text.
+
+    Args:
+        model_dir: A ``*ForSequenceClassification`` directory with ``num_labels=1``.
+        name: Name reported in plans and results; defaults to the directory path.
+        max_length: Token limit of a (query, text) pair; only the text is truncated (``only_second``), unless the
+            query alone does not fit (then both are, ``longest_first``).
+        device: torch device string.
+        threads: torch intra-op threads; defaults to ``$ES_BIOMED_THREADS`` if set (as the encoders), else torch's
+            own default.
+
+    Raises:
+        EsBiomedError: the directory is not a cross-encoder (:func:`check_cross_encoder_dir`).
+        MissingDependencyError: torch or transformers is not installed.
+
+    Example:
+        >>> ce = load_cross_encoder("/models/my-cross-encoder")                                # doctest: +SKIP
+        >>> ce.score("aspirin and stroke", ["Aspirin. Prevents stroke.", "Insulin. Lowers glucose."])  # doctest: +SKIP
+        array([ 4.1, -6.3], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        model_dir: str | os.PathLike[str],
+        name: str | None = None,
+        max_length: int = 512,
+        device: str = "cpu",
+        threads: int | None = None,
+    ) -> None:
+        self.model_dir = Path(model_dir)
+        check_cross_encoder_dir(self.model_dir)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        self._torch = require("torch", "torch")
+        transformers = require("transformers", "torch")
+        self.name = name or str(self.model_dir)
+        self.max_length = int(max_length)
+        self.device = device
+        n_threads = threads or os.environ.get("ES_BIOMED_THREADS")
+        if n_threads:
+            self._torch.set_num_threads(int(n_threads))
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
+            self.model = transformers.AutoModelForSequenceClassification.from_pretrained(
+                str(self.model_dir), local_files_only=True
+            )
+        except (OSError, ValueError) as exc:
+            raise EsBiomedError(f"cross-encoder {self.name!r} in {self.model_dir}: {exc}") from exc
+        if int(self.model.config.num_labels) != 1:
+            raise EsBiomedError(f"{self.model_dir}: num_labels is {self.model.config.num_labels}, expected 1")
+        self.model.eval().to(device)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, max_length={self.max_length})"
+
+    def _fits(self, query: str) -> bool:
+        # [CLS] query [SEP] text [SEP]: leave room for the specials and a few text tokens
+        return len(self.tokenizer(query, add_special_tokens=False)["input_ids"]) <= self.max_length - 8
+
+    def score(self, query: str, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Raw logits of ``(query, text)`` for each text, float32 ``[len(texts)]`` in input order.
+
+        Texts are scored in length-sorted batches (little padding), under ``torch.inference_mode()``.
+        """
+        texts = [str(t) for t in texts]
+        out = np.zeros(len(texts), dtype=np.float32)
+        if not texts:
+            return out
+        torch = self._torch
+        truncation = "only_second" if self._fits(query) else "longest_first"
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            feats = self.tokenizer(
+                [query] * len(idx),
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=truncation,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
+            with torch.inference_mode():
+                logits = self.model(**{k: v.to(self.device) for k, v in feats.items()}).logits
+            out[idx] = logits.reshape(-1).float().cpu().numpy()
+        return out
+
+
+def load_cross_encoder(name_or_path: str | os.PathLike[str], **kwargs: Any) -> CrossEncoderScorer:
+    """A cross-encoder by registered name (``models.json``, ``"kind": "cross-encoder"``) or by directory.
+
+    Args:
+        name_or_path: A registered name or a model directory.
+        **kwargs: Passed to :class:`CrossEncoderScorer` (``max_length``, ``device``, ``threads``).
+
+    Raises:
+        EsBiomedError: unknown name, or the files are not a one-logit cross-encoder (the missing files are named).
+        MissingDependencyError: torch / transformers, or the package shipping the model, is not installed.
+    """
+    name, path = resolve_cross_encoder(name_or_path)
+    if name in _registry() and not path.is_dir():
+        raise EsBiomedError(
+            f"cross-encoder {name!r} should be at {path}, but the directory is missing; put the trained model "
+            "there (config.json, weights, tokenizer) or pass a model directory"
+        )
+    return CrossEncoderScorer(path, name=name, **kwargs)

@@ -1,0 +1,102 @@
+"""``rerank_ce`` in a real Elasticsearch: a ``rerank`` inference endpoint on an eland-uploaded cross-encoder, the
+``text_similarity_reranker`` retriever around the ``rescorer`` retriever, and the same ranking as the embedded
+engine's cross-encoder stage with the same model run locally.
+
+It needs what our Maven Central node lacks: the ML and inference modules and an Enterprise or trial license. The
+skip names them, as ``@pytest.mark.needs`` does for the features :class:`~es_biomed.backends.dialects.Capabilities`
+knows (it has no inference property yet, so the check is here). With a node that has them, set
+``ES_BIOMED_RERANK_MODEL_ID`` (the trained model id that ``eland_import_hub_model --task-type text_similarity``
+uploaded) and ``ES_BIOMED_RERANK_MODEL_DIR`` (the same cross-encoder as a local model directory).
+OpenSearch is skipped: es-biomed refuses ``rerank_ce`` there (ml-commons' rerank processor is not set up).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from es_biomed.backends.analysis import AnalyzerConfig
+from es_biomed.backends.embedded import EmbeddedIndex
+from es_biomed.corpus import Document
+from es_biomed.query import SearchPlan
+from es_biomed.query.cross_stage import search_with_cross_encoder
+from es_biomed.query.es_compile import compile_search, rerank_endpoint_request
+from tests.conftest import KeywordEncoder
+from tests.live.conftest import NOT_ON_CENTRAL, WHY_MISSING
+
+#: Module -> what it brings, for the skip reason (the same wording as tests/live/conftest.py's WHY_MISSING).
+ML_MODULES = {
+    "x-pack-ml": "x-pack-ml (machine learning: the eland-uploaded cross-encoder)",
+    "x-pack-inference": "x-pack-inference (rerank inference endpoints, the text_similarity_reranker retriever)",
+}
+VOCAB = ["aspirin", "fever", "heart", "stroke", "statin"]
+# no titles: the text the embedded engine scores (title ". " abstract) is then exactly the abstract field ES reads
+DOCS = [
+    Document(id="d1", abstract="aspirin lowers fever in adults with a viral infection"),
+    Document(id="d2", abstract="aspirin after a stroke of the heart reduces recurrence"),
+    Document(id="d3", abstract="statin therapy for heart disease and aspirin use"),
+    Document(id="d4", abstract="fever without aspirin in young children"),
+    Document(id="d5", abstract="low dose aspirin prevents a second stroke"),
+    Document(id="d6", abstract="aspirin aspirin dose trial in heart failure"),
+]
+
+
+@pytest.fixture
+def ml_node(engine, caps):  # type: ignore[no-untyped-def]
+    """Skip unless the node can run ``rerank_ce``, naming everything it lacks (``@pytest.mark.needs`` would stop at
+    the first feature it knows, lang-painless)."""
+    if caps.engine != "elasticsearch":
+        pytest.skip(
+            f"{caps.engine} {caps.version} node lacks a rerank_ce compilation: es-biomed refuses it on OpenSearch "
+            "(ml-commons' rerank search response processor)"
+        )
+    missing = [] if caps.scripts else [WHY_MISSING["scripts"]]  # the cosine rescore under the reranker
+    missing += [why for module, why in ML_MODULES.items() if module not in caps.modules]
+    if (caps.license or "") not in ("enterprise", "trial"):
+        missing.append("an Enterprise or trial license (text_similarity_reranker)")
+    if missing:
+        extra = f" ({NOT_ON_CENTRAL})" if "x-pack-core" not in caps.modules else ""
+        pytest.skip(f"{caps.engine} {caps.version} node lacks {'; '.join(missing)}{extra}")
+    model_id, model_dir = os.environ.get("ES_BIOMED_RERANK_MODEL_ID"), os.environ.get("ES_BIOMED_RERANK_MODEL_DIR")
+    if not model_id or not model_dir:
+        pytest.skip(
+            "no cross-encoder in the cluster: set ES_BIOMED_RERANK_MODEL_ID (the eland-uploaded text_similarity "
+            "model) and ES_BIOMED_RERANK_MODEL_DIR (the same model as a local directory)"
+        )
+    return model_id, model_dir
+
+
+@pytest.mark.parametrize("ce_weight", [1.0, 0.5])
+def test_text_similarity_reranker_equals_the_embedded_stage(
+    engine, ml_node, make_backend, text_analyzer, tmp_path, ce_weight
+):
+    from es_biomed.encode.cross_encoder import load_cross_encoder
+
+    model_id, model_dir = ml_node
+    encoder = KeywordEncoder(VOCAB, name="toy-rerank-ce")
+    be = make_backend()
+    be.setup(encoder.info, analyzer=text_analyzer)
+    assert be.index_documents(DOCS, encoder).ok == len(DOCS)
+    inference_id = f"es-biomed-test-{uuid.uuid4().hex[:8]}"
+    req = rerank_endpoint_request(inference_id, model_id)
+    headers = {"accept": "application/json", "content-type": "application/json"}
+    be.client.perform_request(req.method, "/" + req.path, headers=headers, body=req.body)
+    try:
+        plan = SearchPlan("aspirin stroke", k=5, window_size=6, rescore_query_weight=2.0, mode="rerank_ce")
+        plan = plan.replace(ce_window=5, ce_weight=ce_weight, cross_encoder=model_dir)
+        vec = encoder.encode_queries([plan.query])[0]
+        body = compile_search(plan, list(vec), inference_id=inference_id, ce_field="abstract", passages=be.passages)
+        resp = be.client.search(index=be.alias, body=body)
+        got = [(h["_id"], h["_score"]) for h in resp["hits"]["hits"]]
+
+        analyzer = AnalyzerConfig(stopwords=False, stemmer="") if text_analyzer == "standard" else None
+        idx = EmbeddedIndex.create(tmp_path / "ix", encoder.info, analyzer=analyzer)
+        with idx.writer() as w:
+            w.add(DOCS, encoder)
+        want = search_with_cross_encoder(idx, plan, vec, load_cross_encoder(model_dir)).hits
+        assert [d for d, _ in got] == [h.doc_id for h in want], (got, want)
+        assert [s for _, s in got] == pytest.approx([h.score for h in want], rel=1e-3)
+    finally:
+        be.client.perform_request("DELETE", "/" + req.path, headers={"accept": "application/json"})
