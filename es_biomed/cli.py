@@ -168,6 +168,20 @@ def index(
 @click.option("--year-to", type=int, default=None)
 @click.option("--encoder", default=None, help="Query encoder; must match the index's (default: the index's).")
 @click.option(
+    "--cross-encoder",
+    default=None,
+    help="--mode rerank_ce: cross-encoder name or model directory (ES: its rerank inference endpoint).",
+)
+@click.option(
+    "--ce-window", type=int, default=None, help="--mode rerank_ce: how many rescored hits it re-sorts (default 20)."
+)
+@click.option(
+    "--ce-weight",
+    type=float,
+    default=None,
+    help="--mode rerank_ce: weight of the cross-encoder score in [0, 1] (default 1: cross-encoder order only).",
+)
+@click.option(
     "--print-request", is_flag=True, help="Print the _search body that would be sent, as JSON; contact no cluster."
 )
 @click.option(
@@ -200,6 +214,9 @@ def search(
     year_from: int | None,
     year_to: int | None,
     encoder: str | None,
+    cross_encoder: str | None,
+    ce_window: int | None,
+    ce_weight: float | None,
     print_request: bool,
     dialect: str,
     passages: bool,
@@ -218,6 +235,9 @@ def search(
         ("score_mode", score_mode),
         ("query_weight", query_weight),
         ("rescore_query_weight", rescore_query_weight),
+        ("cross_encoder", cross_encoder),
+        ("ce_window", ce_window),
+        ("ce_weight", ce_weight),
     ):
         if val is not None:
             overrides[key] = val
@@ -246,8 +266,7 @@ def search(
             from es_biomed.searcher import Searcher
 
             searcher = Searcher(index_path, encoder, plan)  # type: ignore[arg-type]
-            vec = searcher.encoder.encode_queries([query])[0] if plan.mode != "bm25" else None
-            results = searcher.index.search(plan, vec, with_sources=True)
+            results = searcher.search(query, k=plan.k, with_sources=True)
         else:
             es = _es_backend(index_path, backend)
             es.passages = passages
@@ -303,6 +322,65 @@ def export_onnx_cmd(name: str) -> None:
     for variant, rec in variants.items():
         same = "the same identity" if rec.get("fingerprint") == enc.fingerprint else "its own identity"
         click.echo(f"  {variant}: {rec.get('file')} fingerprint {rec.get('fingerprint')} ({same})")
+
+
+@export_group.command(name="eland")
+@click.argument("model")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option(
+    "--task-type",
+    type=click.Choice(["text_embedding", "text_similarity"]),
+    default="text_embedding",
+    show_default=True,
+    help="eland task type: an encoder (text_embedding) or a cross-encoder directory (text_similarity).",
+)
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Mapping or index template whose dense_vector dims the model must match (mappings/templates/es-biomed.json).",
+)
+@click.option("--dims", type=int, default=None, help="Dims the model must produce (e.g. those of an existing index).")
+@click.option(
+    "--es-version", default="9.2.0", show_default=True, help="Elasticsearch version eland writes the config for."
+)
+@click.option("--es-model-id", default=None, help="Model id for the upload command (default: the encoder's name).")
+def export_eland_cmd(
+    model: str,
+    out: str,
+    task_type: str,
+    mapping: str | None,
+    dims: int | None,
+    es_version: str,
+    es_model_id: str | None,
+) -> None:
+    """Trace MODEL (a registered encoder or cross-encoder, or a model directory) with eland's pinned torch into OUT: the
+    TorchScript model, config.json and vocabulary.json that eland uploads to Elasticsearch's machine learning, checked
+    against es-biomed's own encoder within 1e-4 first. Needs the eland environment (`make eland-env`); docs/eland.md.
+    """
+    from es_biomed.encode.eland_export import export_eland
+
+    try:
+        parts = [int(p) for p in es_version.split(".")]
+        if len(parts) != 3:
+            raise ValueError(f"--es-version {es_version!r}: expected MAJOR.MINOR.PATCH, e.g. 9.2.0")
+        res = export_eland(
+            model,
+            out,
+            task_type=task_type,  # type: ignore[arg-type] (click.Choice: one of the Literal's values)
+            mapping=mapping,
+            dims=dims,
+            es_version=(parts[0], parts[1], parts[2]),
+            es_model_id=es_model_id,
+        )
+    except _errors() as exc:
+        raise _fail(exc) from exc
+    dims_text = f"{res.dims} dims, " if res.dims else ""
+    click.echo(
+        f"{model}: eland {res.task_type} model in {res.out} ({dims_text}torch {res.torch_version}, eland {res.eland_version})"
+    )
+    click.echo(f"  parity with es-biomed: max abs diff {res.parity:.2e}; manifest {res.manifest}")
+    click.echo(f"  upload: {res.upload_command}")
 
 
 # --------------------------------------------------------------------------------------------------- the other groups

@@ -632,7 +632,7 @@ class ClusterBackend:
         return compile_search(plan, query_vector, dialect=self.engine, passages=self.passages)  # type: ignore[arg-type]
 
     def _needs_scripts(self, plan: SearchPlan) -> None:
-        if plan.mode in ("rerank", "hybrid_rerank") and not self.capabilities().scripts:
+        if plan.mode in ("rerank", "hybrid_rerank", "rerank_ce") and not self.capabilities().scripts:
             raise ClusterError(
                 f"mode {plan.mode!r} rescores with a Painless script_score, but {self.engine} "
                 f"{self.capabilities().version} at {self._url()} has no lang-painless module"

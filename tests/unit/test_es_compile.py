@@ -123,7 +123,8 @@ def test_dense_is_top_level_knn_with_filters():
     list(itertools.product(SEARCH_MODES, (False, True), FILTERS, SCORE_MODES)),
 )
 def test_every_plan_variant_validates_against_the_spec(mode, passages, filters, score_mode):
-    plan = default_plan("aspirin and fever", mode=mode, filters=filters, score_mode=score_mode)
+    extra = {"cross_encoder": "biomed-ce"} if mode == "rerank_ce" else {}
+    plan = default_plan("aspirin and fever", mode=mode, filters=filters, score_mode=score_mode, **extra)
     body = compile_search(plan, [0.1] * 384, passages=passages)
     assert es_spec.errors(body) == []
 
