@@ -15,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from es_biomed.torchtrain.biencoder import config_from_dict
+from es_biomed.torchtrain.common import config_from_dict
 from es_biomed.torchtrain.cross_encoder import CrossEncoderConfig, train_cross_encoder
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from es_biomed.encode.model_dir import missing_model_files
 from es_biomed.encode.registry import read_model_table
 from es_biomed.errors import EsBiomedError, MissingDependencyError, require
 
@@ -35,8 +36,6 @@ __all__ = [
 
 CROSS_ENCODER_KIND = "cross-encoder"
 #: Each group is satisfied by any one of its files.
-_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
-_TOKENIZER = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
 
 
 @lru_cache(maxsize=1)
@@ -60,13 +59,7 @@ def check_cross_encoder_dir(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.is_dir():
         raise EsBiomedError(f"{p}: not a directory; a cross-encoder is a model directory (or a registered name)")
-    missing = []
-    if not (p / "config.json").is_file():
-        missing.append("config.json")
-    if not any((p / f).is_file() for f in _WEIGHTS):
-        missing.append("weights (" + " or ".join(_WEIGHTS[:2]) + ")")
-    if not any((p / f).is_file() for f in _TOKENIZER):
-        missing.append("tokenizer (" + " or ".join(_TOKENIZER[:2]) + ")")
+    missing = missing_model_files(p)
     if missing:
         raise EsBiomedError(f"{p} is not a cross-encoder directory: missing {', '.join(missing)}")
     try:

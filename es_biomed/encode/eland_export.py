@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from es_biomed.encode.base import read_pooling_config, write_text_atomic
+from es_biomed.encode.model_dir import missing_model_files
 from es_biomed.errors import EsBiomedError, require
 
 __all__ = [
@@ -89,8 +90,6 @@ PROBE_PAIRS = (
 _HELPER = Path(__file__).with_name("_eland_trace.py")
 #: The repository (or site-packages) root, where ``make eland-env`` puts ``.venv-eland``.
 _REPO = Path(__file__).resolve().parents[2]
-_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
-_TOKENIZERS = ("tokenizer.json", "vocab.txt")
 _ES_MODEL_ID = re.compile(r"[^a-z0-9_.-]+")
 
 
@@ -205,13 +204,7 @@ def validate_model_dir(model_dir: Path, task_type: TaskType) -> dict[str, Any]:
         ElandExportError: ``config.json``, the weights or the tokenizer files are missing (all named, with the
             directory), or a ``text_similarity`` model is not a ``*ForSequenceClassification`` with one label.
     """
-    missing = []
-    if not (model_dir / "config.json").is_file():
-        missing.append("config.json")
-    if not any((model_dir / f).is_file() for f in _WEIGHTS):
-        missing.append("weights (model.safetensors or pytorch_model.bin)")
-    if not any((model_dir / f).is_file() for f in _TOKENIZERS):
-        missing.append("tokenizer files (tokenizer.json or vocab.txt)")
+    missing = missing_model_files(model_dir)
     if missing:
         raise ElandExportError(f"{model_dir}: missing {', '.join(missing)}")
     try:

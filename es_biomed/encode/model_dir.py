@@ -7,31 +7,44 @@ from pathlib import Path
 
 from es_biomed.errors import EsBiomedError
 
-__all__ = ["WEIGHT_FILES", "TOKENIZER_FILES", "check_model_dir", "resolve_model_dir"]
+__all__ = ["WEIGHT_FILES", "TOKENIZER_FILES", "missing_model_files", "check_model_dir", "resolve_model_dir"]
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
+#: Any one of these is the weights (sharded checkpoints have an index file).
+WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
+#: Any one of these is a tokenizer (WordPiece, BPE or SentencePiece).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
 
 
-def check_model_dir(path: str | os.PathLike[str], what: str = "model") -> Path:
-    """``path`` if it holds ``config.json``, weights and tokenizer files.
-
-    Raises:
-        EsBiomedError: naming the directory and every missing file (for weights and tokenizer: the accepted
-            alternatives).
-    """
+def missing_model_files(path: str | os.PathLike[str]) -> list[str]:
+    """What a model directory lacks: ``config.json``, ``weights (...)``, ``tokenizer files (...)``."""
     p = Path(path)
-    if not p.is_dir():
-        raise EsBiomedError(f"{what} directory {p} does not exist")
     missing = []
     if not (p / "config.json").is_file():
         missing.append("config.json")
     if not any((p / f).is_file() for f in WEIGHT_FILES):
-        missing.append("weights (" + " or ".join(WEIGHT_FILES) + ")")
+        missing.append("weights (" + " or ".join(WEIGHT_FILES[:2]) + ")")
     if not any((p / f).is_file() for f in TOKENIZER_FILES):
-        missing.append("tokenizer files (" + " or ".join(TOKENIZER_FILES) + ")")
+        missing.append("tokenizer files (" + " or ".join(TOKENIZER_FILES[:2]) + ")")
+    return missing
+
+
+def check_model_dir(path: str | os.PathLike[str], what: str = "model", error: type[Exception] = EsBiomedError) -> Path:
+    """``path`` if it holds ``config.json``, weights and tokenizer files.
+
+    Raises:
+        error: naming the directory and every missing file (for weights and tokenizer: the usual alternatives).
+    """
+    p = Path(path)
+    if not p.is_dir():
+        raise error(f"{what} directory {p} does not exist")
+    missing = missing_model_files(p)
     if missing:
-        raise EsBiomedError(f"{what} directory {p} is missing " + ", ".join(missing))
+        raise error(f"{what} directory {p} is missing " + ", ".join(missing))
     return p
 
 

@@ -9,21 +9,15 @@ uploads for ``text_similarity``.
 
 from __future__ import annotations
 
-import logging
-import shutil
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from es_biomed.encode.model_dir import resolve_model_dir
-from es_biomed.torchtrain.biencoder import _dataset_meta, amp_dtype, versions
+from es_biomed.torchtrain.common import amp_dtype, dataset_meta, run_trainer, trainer_arguments
 from es_biomed.torchtrain.data import Selection, select_pairs
-from es_biomed.traindata.provenance import write_training_meta
 
 __all__ = ["CrossEncoderConfig", "train_cross_encoder"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,50 +58,18 @@ def train_cross_encoder(pairs_file: str | Path, out_dir: str | Path, config: Cro
         str(base), num_labels=1, max_length=config.max_length, device="cuda" if torch.cuda.is_available() else "cpu"
     )
     precision = amp_dtype(config.precision)
-    args = CrossEncoderTrainingArguments(
-        output_dir=str(out / "trainer"),
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        warmup_ratio=config.warmup_ratio,
-        weight_decay=config.weight_decay,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        use_cpu=not torch.cuda.is_available(),
-        seed=config.seed,
-        data_seed=config.seed,
-        logging_steps=10,
-        save_strategy="no",
-        report_to="none",
-    )
+    args = CrossEncoderTrainingArguments(**trainer_arguments(config, out, precision))
     loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(config.negatives)))
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=Dataset.from_dict(rows), loss=loss)
-    t0 = time.perf_counter()
-    state = trainer.train()
-    seconds = time.perf_counter() - t0
-    steps = int(state.global_step)
-    meta: dict[str, Any] = {
-        "kind": "cross-encoder",
-        "config": asdict(config),
-        "precision": precision,
-        "base_model": {"name": config.base_model, "path": str(base)},
-        "data": {**_dataset_meta(pairs_path), "selected": counts, "pairs": len(pairs), "rows": len(rows["label"])},
-        "training": {
-            "steps": steps,
-            "seconds": round(seconds, 1),
-            "examples_per_second": round(steps * config.batch_size / seconds, 2) if seconds else None,
-            "device": "cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-            "losses": [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h],
-        },
-        "versions": versions(),
-    }
-    fp32 = out / "fp32"
-    model.save_pretrained(str(fp32))
-    write_training_meta(fp32, {**meta, "dtype": "float32"})
-    model.model.half()
-    fp16 = out / "fp16"
-    model.save_pretrained(str(fp16))
-    write_training_meta(fp16, {**meta, "dtype": "float16"})
-    shutil.rmtree(out / "trainer", ignore_errors=True)
-    return meta
+    data = {**dataset_meta(pairs_path), "selected": counts, "pairs": len(pairs), "rows": len(rows["label"])}
+    return run_trainer(
+        trainer,
+        "cross-encoder",
+        config,
+        precision,
+        base,
+        data,
+        out,
+        lambda d: model.save_pretrained(str(d)),
+        model.model.half,
+    )

@@ -227,13 +227,13 @@ def test_a_directory_without_model_files_names_each_missing_one(tmp_path):
 
     msg = (
         f"{tmp_path} is not a cross-encoder directory: missing config.json, weights (model.safetensors or "
-        "pytorch_model.bin), tokenizer (tokenizer.json or vocab.txt)"
+        "pytorch_model.bin), tokenizer files (tokenizer.json or vocab.txt)"
     )
     with pytest.raises(EsBiomedError, match=re.escape(msg)):
         check_cross_encoder_dir(tmp_path)
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "model.safetensors").write_bytes(b"")
-    with pytest.raises(EsBiomedError, match=re.escape("missing tokenizer (tokenizer.json or vocab.txt)")):
+    with pytest.raises(EsBiomedError, match=re.escape("missing tokenizer files (tokenizer.json or vocab.txt)")):
         check_cross_encoder_dir(tmp_path)
 
 
