@@ -387,11 +387,13 @@ def export_eland_cmd(
 from es_biomed.cli_cluster import es_group, opensearch_group  # noqa: E402 (after main: the groups register on it)
 from es_biomed.cli_eval import eval_group  # noqa: E402
 from es_biomed.cli_ingest import ingest_group  # noqa: E402
+from es_biomed.cli_models import models_group  # noqa: E402
 
 main.add_command(eval_group)
 main.add_command(es_group)
 main.add_command(opensearch_group)
 main.add_command(ingest_group)
+main.add_command(models_group)
 main.add_command(serve)
 main.add_command(ask)
 eval_group.add_command(qa_eval)
