@@ -246,7 +246,8 @@ def load_cross_encoder(name_or_path: str | os.PathLike[str], **kwargs: Any) -> C
     name, path = resolve_cross_encoder(name_or_path)
     if name in _registry() and not path.is_dir():
         raise EsBiomedError(
-            f"cross-encoder {name!r} should be at {path}, but the directory is missing; put the trained model "
-            "there (config.json, weights, tokenizer) or pass a model directory"
+            f"cross-encoder {name!r} should be at {path}, but the directory is missing: it is not shipped (on 2 CPU "
+            "cores it did not beat the cosine rescore, see the README). Train one with training/train_cross_encoder.py "
+            "and put its fp16 directory there, or pass a model directory"
         )
     return CrossEncoderScorer(path, name=name, **kwargs)
