@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in results["splits"]["scifact_dev"]["runs"] if n.startswith("ce ") and "N=20 " in n]
     results["selected_on_dev"] = max(names, key=dev_score)
     results["dev_score"] = {n: round(dev_score(n), 4) for n in ["bm25+rerank", *names]}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")  # again below, with latency
     # latency: one query at a time through the same code path as `es-biomed search --mode rerank_ce`
     ds, index_name, _ = _splits(args)["scifact_dev"]
     index = ensure_index(ds, Path(args.index_root) / f"{index_name}-{_slug(enc)}", enc, False)
@@ -128,9 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         for text in qs:
             t = time.perf_counter()
             v = enc.encode_queries([text])[0]
-            search_with_cross_encoder(
-                index, plan.replace(query=text, mode="rerank_ce", ce_window=n, cross_encoder="x"), v, scorer
+            p = plan.replace(
+                query=text, mode="rerank_ce", window_size=max(plan.window_size, n), ce_window=n, cross_encoder="x"
             )
+            search_with_cross_encoder(index, p, v, scorer)
             times.append((time.perf_counter() - t) * 1000)
         lat[str(n)] = {"p50_ms": round(statistics.median(times), 1), "queries": len(times)}
     t_base = []
