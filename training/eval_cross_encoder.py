@@ -63,11 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--windows", type=int, nargs="+", default=[20, 50])
     ap.add_argument("--weights", type=float, nargs="+", default=[1.0, 0.7, 0.5, 0.3])
     ap.add_argument("--latency-queries", type=int, default=30)
+    ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"], help="cross-encoder autocast")
     ap.add_argument("--index-root", default="runs/eval-indexes")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     enc = fast_encoder(args.encoder)
-    scorer = load_cross_encoder(args.cross_encoder)
+    scorer = load_cross_encoder(args.cross_encoder, precision=args.precision)
     plan = default_plan()
     depth = max(100, max(args.windows))
     results: dict[str, Any] = {"encoder": enc.info.to_dict(), "cross_encoder": str(args.cross_encoder), "splits": {}}
