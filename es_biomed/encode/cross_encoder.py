@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from es_biomed.encode.model_dir import missing_model_files
+from es_biomed.encode.model_dir import missing_model_files, num_labels, read_model_config
 from es_biomed.encode.registry import read_model_table
 from es_biomed.errors import EsBiomedError, MissingDependencyError, require
 
@@ -62,23 +62,17 @@ def check_cross_encoder_dir(path: str | os.PathLike[str]) -> dict[str, Any]:
     missing = missing_model_files(p)
     if missing:
         raise EsBiomedError(f"{p} is not a cross-encoder directory: missing {', '.join(missing)}")
-    try:
-        config = json.loads((p / "config.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise EsBiomedError(f"{p / 'config.json'}: unreadable model config: {exc}") from exc
-    if not isinstance(config, dict):
-        raise EsBiomedError(f"{p / 'config.json'}: the model config must be a JSON object")
+    config = read_model_config(p)
     archs = [str(a) for a in config.get("architectures") or []]
     if archs and not any(a.endswith("ForSequenceClassification") for a in archs):
         raise EsBiomedError(
             f"{p}: architectures {archs} has no *ForSequenceClassification head; a cross-encoder is a sequence "
             "classification model with num_labels=1 (e.g. a sentence-transformers CrossEncoder save)"
         )
-    # transformers stores num_labels as id2label (its default is 2 labels)
-    num_labels = len(config["id2label"]) if isinstance(config.get("id2label"), dict) else config.get("num_labels", 2)
-    if num_labels != 1:
+    labels = num_labels(config)
+    if labels != 1:
         raise EsBiomedError(
-            f"{p}: num_labels is {num_labels}, but a cross-encoder scores a pair with one logit (num_labels=1); "
+            f"{p}: num_labels is {labels}, but a cross-encoder scores a pair with one logit (num_labels=1); "
             "train or convert the head with num_labels=1"
         )
     return config

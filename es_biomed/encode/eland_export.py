@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from es_biomed.encode.base import read_pooling_config, write_text_atomic
-from es_biomed.encode.model_dir import missing_model_files
+from es_biomed.encode.model_dir import missing_model_files, num_labels, read_model_config
 from es_biomed.errors import EsBiomedError, require
 
 __all__ = [
@@ -207,10 +207,7 @@ def validate_model_dir(model_dir: Path, task_type: TaskType) -> dict[str, Any]:
     missing = missing_model_files(model_dir)
     if missing:
         raise ElandExportError(f"{model_dir}: missing {', '.join(missing)}")
-    try:
-        config = json.loads((model_dir / "config.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise ElandExportError(f"{model_dir / 'config.json'}: unreadable model config: {exc}") from exc
+    config = read_model_config(model_dir, ElandExportError)
     if task_type == "text_similarity":
         archs = config.get("architectures") or []
         if not any(str(a).endswith("ForSequenceClassification") for a in archs):
@@ -218,7 +215,7 @@ def validate_model_dir(model_dir: Path, task_type: TaskType) -> dict[str, Any]:
                 f"{model_dir}: text_similarity needs a *ForSequenceClassification model (a cross-encoder); "
                 f"config.json has architectures {archs}"
             )
-        labels = len(config.get("id2label") or {}) or int(config.get("num_labels", 2))
+        labels = num_labels(config)
         if labels != 1:
             raise ElandExportError(
                 f"{model_dir}: text_similarity needs a cross-encoder with num_labels=1 (one relevance score); "

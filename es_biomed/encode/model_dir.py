@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from es_biomed.errors import EsBiomedError
 
-__all__ = ["WEIGHT_FILES", "TOKENIZER_FILES", "missing_model_files", "check_model_dir", "resolve_model_dir"]
+__all__ = [
+    "WEIGHT_FILES",
+    "TOKENIZER_FILES",
+    "missing_model_files",
+    "check_model_dir",
+    "resolve_model_dir",
+    "read_model_config",
+    "num_labels",
+]
 
 #: Any one of these is the weights (sharded checkpoints have an index file).
 WEIGHT_FILES = (
@@ -55,3 +65,25 @@ def resolve_model_dir(name_or_path: str, what: str = "model") -> Path:
     if name_or_path in _registry():
         return check_model_dir(resolve_model_path(name_or_path), f"{what} {name_or_path!r}")
     return check_model_dir(name_or_path, what)
+
+
+def read_model_config(path: str | os.PathLike[str], error: type[Exception] = EsBiomedError) -> dict[str, Any]:
+    """A model directory's ``config.json`` as a dict.
+
+    Raises:
+        error: the file is unreadable, not JSON, or not a JSON object (naming the file).
+    """
+    file = Path(path) / "config.json"
+    try:
+        config = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise error(f"{file}: unreadable model config: {exc}") from exc
+    if not isinstance(config, dict):
+        raise error(f"{file}: the model config must be a JSON object")
+    return config
+
+
+def num_labels(config: dict[str, Any]) -> int:
+    """Labels of a classification head: transformers stores them as ``id2label`` (its default is 2)."""
+    labels = config.get("id2label")
+    return len(labels) if isinstance(labels, dict) and labels else int(config.get("num_labels", 2))
