@@ -16,11 +16,11 @@ $(BIN)/python:
 
 # Stamps: one per extras set, rebuilt when setup.cfg changes.
 $(VENV)/.stamp-demo: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[torch,onnx,openvino,onnx-export]'
+	$(BIN)/pip install -q -e '.[torch,onnx,openvino,onnx-export,report]'
 	touch $@
 
 $(VENV)/.stamp-test: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[torch,tf,es,opensearch,onnx,openvino,onnx-export,train,workers,serve,dev]'
+	$(BIN)/pip install -q -e '.[torch,tf,es,opensearch,onnx,openvino,onnx-export,train,workers,serve,report,dev]'
 	touch $@ $(VENV)/.stamp-demo
 
 demo: $(VENV)/.stamp-demo

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from es_biomed.corpus.readers import CORPUS_FORMATS
+
 EXIT_REJECTED = 3
 BACKENDS = ("embedded", "es", "opensearch")
 CLUSTER_ENGINES = {"es": "elasticsearch", "opensearch": "opensearch"}
@@ -86,7 +88,50 @@ backend_option = click.option(
 format_option = click.option(
     "--format",
     "fmt",
-    type=click.Choice(["beir", "breathe", "cord19", "bioasq"]),
+    type=click.Choice(list(CORPUS_FORMATS)),
     default=None,
     help="Corpus format (guessed if omitted).",
+)
+
+
+def expand_paths(values: tuple[str, ...] | list[str], param: str) -> list[str]:
+    """Expand the values of a repeatable path option: a value with ``*``, ``?`` or ``[`` is a glob pattern
+    (expanded here, sorted, so it may be quoted against the shell); every path must exist."""
+    import glob
+
+    out: list[str] = []
+    for v in values:
+        if any(c in v for c in "*?["):
+            hits = sorted(glob.glob(v))
+            if not hits:
+                raise click.BadParameter(f"{v!r} matches no file", param_hint=param)
+            out.extend(hits)
+        else:
+            from pathlib import Path
+
+            if not Path(v).exists():
+                raise click.BadParameter(f"{v!r} does not exist", param_hint=param)
+            out.append(v)
+    return out
+
+
+distractors_option = click.option(
+    "--distractors",
+    multiple=True,
+    metavar="CORPUS",
+    help="Add this corpus's documents to the retrieval corpus without making them relevant (repeatable; any "
+    "supported format; a quoted glob such as '../shared/data/bioasq/*_golden.json' is expanded).",
+)
+run_output_option = click.option(
+    "--run-output",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write every run as a TREC run file (qid Q0 docid rank score tag) into this directory.",
+)
+significance_option = click.option(
+    "--significance",
+    type=click.Choice(["randomization", "t-test", "none"]),
+    default="randomization",
+    show_default=True,
+    help="Paired test of every run against bm25 over queries (p-values in the table).",
 )

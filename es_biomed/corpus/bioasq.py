@@ -32,6 +32,7 @@ __all__ = [
     "load_bioasq",
     "split_by_question",
     "load_bioasq_split",
+    "load_bioasq_golden",
 ]
 
 DEFAULT_JACCARD = 0.30
@@ -212,3 +213,60 @@ def load_bioasq_split(
         "jaccard_threshold": threshold,
     }
     return RetrievalSet(corpus=corpus, queries=queries, qrels=qrels, ignore=ignore, stats=stats)
+
+
+def _read_json(path: str) -> object:
+    try:
+        return json.loads(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RecordError(path, "(file)", "(record)", f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise RecordError(path, exc.lineno, "(record)", f"malformed JSON: {exc.msg}") from None
+
+
+def load_bioasq_golden(files: Iterable[str | os.PathLike[str]]) -> RetrievalSet:
+    """The snippets of BioASQ golden files (``questions[].{id, body, snippets[].text}``, every question type).
+
+    Each distinct snippet text is a document with the :func:`context_id` of its text, so a snippet equal to a
+    SQuAD context gets that context's id. A question's relevant documents are its snippets; no Jaccard rule
+    applies (these sets serve as distractor pools and corpora, see :mod:`es_biomed.eval.pool`).
+
+    Raises:
+        RecordError: a file is not UTF-8 JSON with a ``questions`` list, or a question lacks its id or body, or
+            a snippet its text; names the file and the JSON path.
+    """
+    corpus: dict[str, Document] = {}
+    queries: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for f in files:
+        path = str(f)
+        data = _read_json(path)
+        if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
+            raise RecordError(path, "(file)", "questions", "expected a BioASQ golden object with a 'questions' list")
+        for i, q in enumerate(data["questions"]):
+            where = f"questions[{i}]"
+            qid, body = q.get("id") if isinstance(q, dict) else None, q.get("body") if isinstance(q, dict) else None
+            if not isinstance(qid, str) or not qid:
+                raise RecordError(path, where, "id", "missing question id")
+            if not isinstance(body, str) or not body.strip():
+                raise RecordError(path, where, "body", "missing or empty question")
+            queries.setdefault(qid, body.strip())
+            for j, snip in enumerate(q.get("snippets") or []):
+                text = snip.get("text") if isinstance(snip, dict) else None
+                if not isinstance(text, str) or not text.strip():
+                    raise RecordError(path, f"{where}.snippets[{j}]", "text", "missing or empty snippet text")
+                cid = context_id(text)
+                pmid = str(snip.get("document", "")).rstrip("/").rsplit("/", 1)[-1]
+                corpus.setdefault(
+                    cid,
+                    Document(
+                        id=cid,
+                        abstract=" ".join(text.split()),
+                        source="bioasq-golden",
+                        pmid=pmid if pmid.isdigit() else "",
+                        origin=SourceRef(path, f"{where}.snippets[{j}]"),
+                    ),
+                )
+                qrels.setdefault(qid, {})[cid] = 1
+    stats = {"questions_total": len(queries), "contexts": len(corpus)}
+    return RetrievalSet(corpus=corpus, queries=queries, qrels=qrels, stats=stats)

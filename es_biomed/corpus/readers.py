@@ -24,6 +24,7 @@ from es_biomed.errors import RecordError
 
 __all__ = [
     "CorpusFormat",
+    "CORPUS_FORMATS",
     "LINE_FORMATS",
     "Span",
     "OnError",
@@ -36,7 +37,9 @@ __all__ = [
     "read_qrels",
 ]
 
-CorpusFormat = Literal["beir", "breathe", "cord19", "bioasq"]
+CorpusFormat = Literal["beir", "breathe", "cord19", "bioasq", "bioasq-golden", "pubmedqa"]
+#: Every format, for error messages and CLI choices.
+CORPUS_FORMATS: tuple[CorpusFormat, ...] = ("beir", "breathe", "cord19", "bioasq", "bioasq-golden", "pubmedqa")
 #: Formats read line by line, whose batches are byte ranges.
 LINE_FORMATS: tuple[CorpusFormat, ...] = ("beir", "breathe")
 OnError = Literal["raise", "quarantine"]
@@ -311,15 +314,28 @@ def _records(it: Iterator[Any], span: Span | None) -> Iterator[Any]:
     return it if span is None else itertools.islice(it, span.start, span.end)
 
 
+def _json_format(p: Path) -> CorpusFormat:
+    from es_biomed.corpus.pubmedqa import looks_like_pubmedqa
+
+    try:
+        data = json.loads(p.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "bioasq"  # its reader reports the file's error
+    if isinstance(data, dict) and isinstance(data.get("questions"), list):
+        return "bioasq-golden"
+    return "pubmedqa" if looks_like_pubmedqa(data) else "bioasq"
+
+
 def detect_format(path: str | os.PathLike[str]) -> CorpusFormat:
-    """Guess the format: a BEIR directory, a ``.csv`` (CORD-19), SQuAD JSON (BioASQ) or JSONL."""
+    """Guess the format: a BEIR directory, a ``.csv`` (CORD-19), a ``.json`` file (BioASQ SQuAD, BioASQ golden
+    or PubMedQA, told apart by their top-level keys) or JSONL (BEIR when the first record has ``_id``)."""
     p = Path(path)
     if p.is_dir():
         return "beir"
     if p.suffix.lower() == ".csv":
         return "cord19"
     if p.suffix.lower() == ".json":
-        return "bioasq"
+        return _json_format(p)
     with open(p, "rb") as fh:
         first = fh.readline()
     try:
@@ -342,7 +358,8 @@ def iter_documents(
 
     Args:
         path: A BEIR directory (reads ``corpus.jsonl``) or file, a BREATHE JSONL, a CORD-19 ``metadata.csv``,
-            or a BioASQ SQuAD JSON file (its deduplicated contexts).
+            a BioASQ SQuAD JSON file (its deduplicated contexts), a BioASQ golden file (its snippets) or
+            PubMedQA's ``ori_pqal.json`` (one document per PMID).
         fmt: Format; guessed by :func:`detect_format` when None.
         on_error: ``"raise"`` stops at the first bad record; ``"quarantine"`` sends it to ``sink``.
         sink: Dead-letter file, required with ``"quarantine"``.
@@ -378,8 +395,16 @@ def iter_documents(
         from es_biomed.corpus.bioasq import load_bioasq
 
         yield from _records(iter(load_bioasq([p]).corpus.values()), span)
+    elif fmt == "bioasq-golden":
+        from es_biomed.corpus.bioasq import load_bioasq_golden
+
+        yield from _records(iter(load_bioasq_golden([p]).corpus.values()), span)
+    elif fmt == "pubmedqa":
+        from es_biomed.corpus.pubmedqa import load_pubmedqa
+
+        yield from _records(iter(load_pubmedqa(p).corpus.values()), span)
     else:
-        raise ValueError(f"unknown corpus format {fmt!r}; expected beir, breathe, cord19 or bioasq")
+        raise ValueError(f"unknown corpus format {fmt!r}; expected one of {', '.join(CORPUS_FORMATS)}")
 
 
 def read_queries(path: str | os.PathLike[str]) -> dict[str, str]:

@@ -1,14 +1,19 @@
 """Evaluation protocols: BEIR (NDCG@10, Recall@100, MRR@10 for four search modes, plus the cross-encoder stage
-when one is given) and the BioMedBERT paper's BioASQ Table 9 (MRR@5 / MRR@10 of BM25 and BM25 + rerank for rerank
-windows 20, 30, 40, 50)."""
+when one is given) and the BioMedBERT paper's BioASQ Table 9 (MRR@5 / MRR@10 of BM25, BM25 + cosine and BM25 +
+rerank for windows 20, 30, 40, 50; see :mod:`es_biomed.eval.table9`).
+
+Both protocols can pool distractor corpora into the retrieval corpus (:mod:`es_biomed.eval.pool`), test every run
+against BM25 over queries (:mod:`es_biomed.eval.significance`), write every run as a TREC run file
+(:mod:`es_biomed.eval.trec`), and count judged documents missing from the corpus (:func:`check_qrels`)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import random
-from collections.abc import Collection, Sequence
-from dataclasses import asdict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +25,30 @@ from es_biomed.corpus.readers import load_beir
 from es_biomed.corpus.types import RetrievalSet, Run
 from es_biomed.encode.base import Encoder
 from es_biomed.errors import PlanError
-from es_biomed.eval.metrics import evaluate
+from es_biomed.eval.metrics import per_query
+from es_biomed.eval.pool import add_distractors
+from es_biomed.eval.table9 import TABLE9_METRICS, score_table9, table9_plans
 from es_biomed.ingest.local import index_documents
 from es_biomed.query.cross_stage import search_with_cross_encoder
 from es_biomed.query.plan import SearchPlan
 
 __all__ = [
     "SEED",
+    "Evaluation",
+    "check_qrels",
+    "write_runs",
+    "table9_evaluation",
     "BEIR_RUNS",
     "CE_RUN",
     "evaluate_beir",
+    "beir_evaluation",
     "evaluate_bioasq",
     "evaluate_bioasq_questions",
     "run_modes",
     "ensure_index",
 ]
+
+logger = logging.getLogger(__name__)
 
 SEED = 42
 #: Output name -> SearchPlan mode.
@@ -110,6 +124,49 @@ def _config(encoder: Encoder, plan: SearchPlan, ce: bool = False, **extra: Any) 
     }
 
 
+@dataclass
+class Evaluation:
+    """What a protocol produced: the JSON-ready ``result``, the ``runs`` it scored and the set they answer."""
+
+    result: dict[str, Any]
+    runs: dict[str, Run]
+    ds: RetrievalSet
+
+
+def check_qrels(ds: RetrievalSet, name: str = "qrels", examples: int = 5) -> dict[str, Any]:
+    """Count judged (query, document) pairs whose document is not in the corpus, and warn naming a few.
+
+    Such a pair can never be retrieved, so it silently caps every metric; the count goes into the result
+    (``config.qrels_missing``) and a warning is logged whenever it is not zero.
+
+    Returns:
+        ``{"pairs": n, "documents": distinct ids, "examples": up to ``examples`` sorted ids}``.
+    """
+    missing = sorted({d for docs in ds.qrels.values() for d in docs if d not in ds.corpus})
+    pairs = sum(1 for docs in ds.qrels.values() for d in docs if d not in ds.corpus)
+    if missing:
+        logger.warning(
+            "%s: %d judged pairs (%d documents) point at documents absent from the corpus, e.g. %s",
+            name,
+            pairs,
+            len(missing),
+            ", ".join(missing[:examples]),
+        )
+    return {"pairs": pairs, "documents": len(missing), "examples": missing[:examples]}
+
+
+def write_runs(runs: Mapping[str, Run], directory: str | os.PathLike[str], prefix: str = "") -> dict[str, str]:
+    """Write each run as a TREC run file ``DIR/{prefix}{name}.trec`` (tag = the run name); returns name -> path."""
+    from es_biomed.eval.trec import write_run
+
+    out = {}
+    for name, run in runs.items():
+        path = Path(directory) / f"{prefix}{name}.trec"
+        write_run(run, path, tag=name.replace("@", "-at-"))
+        out[name] = str(path)
+    return out
+
+
 def evaluate_beir(
     directory: str | os.PathLike[str],
     index_path: Any,
@@ -121,9 +178,45 @@ def evaluate_beir(
     show_progress: bool = False,
     modes: Sequence[str] | None = None,
     cross_encoder: Any = None,
+    distractors: Sequence[str | os.PathLike[str]] = (),
+    run_output: str | os.PathLike[str] | None = None,
+    significance: str | None = "randomization",
 ) -> dict[str, Any]:
     """Evaluate the four search modes on a BEIR dataset; the corpus is indexed into ``index_path`` first
-    (an embedded index path, or a cluster backend object).
+    (an embedded index path, or a cluster backend object). See :func:`beir_evaluation` for the arguments."""
+    return beir_evaluation(
+        directory,
+        index_path,
+        encoder,
+        plan,
+        split,
+        k,
+        metrics,
+        show_progress,
+        modes,
+        cross_encoder,
+        distractors,
+        run_output,
+        significance,
+    ).result
+
+
+def beir_evaluation(
+    directory: str | os.PathLike[str],
+    index_path: Any,
+    encoder: Encoder,
+    plan: SearchPlan,
+    split: str = "test",
+    k: int = 100,
+    metrics: Sequence[str] = ("NDCG@10", "Recall@100", "MRR@10"),
+    show_progress: bool = False,
+    modes: Sequence[str] | None = None,
+    cross_encoder: Any = None,
+    distractors: Sequence[str | os.PathLike[str]] = (),
+    run_output: str | os.PathLike[str] | None = None,
+    significance: str | None = "randomization",
+) -> Evaluation:
+    """:func:`evaluate_beir`, also returning the runs and the (pooled) set.
 
     Args:
         modes: Run names of :data:`BEIR_RUNS`, or :data:`CE_RUN`, to evaluate (default: all four, and
@@ -131,13 +224,20 @@ def evaluate_beir(
         cross_encoder: For :data:`CE_RUN` (the ``rerank_ce`` mode, with ``plan``'s ``ce_window`` / ``ce_weight``):
             a cross-encoder name or directory, or a loaded scorer. On an embedded index it is loaded here; a
             cluster gets only its name (the inference endpoint's).
+        distractors: Corpora whose documents join the corpus, never the qrels (:func:`~es_biomed.eval.pool.add_distractors`).
+        run_output: Directory for one TREC run file per run (:func:`write_runs`).
+        significance: Paired test of every run against ``bm25`` over queries (``"randomization"`` or
+            ``"t-test"``), or None; needs the ``bm25`` run.
 
     Raises:
         PlanError: :data:`CE_RUN` is asked for without a cross-encoder (names ``cross_encoder``).
+        RecordError: a distractor id collides with a different document (names both files).
 
     Returns:
-        ``{"runs": {"bm25": {"NDCG@10": ...}, "bm25+rerank": ..., "dense": ..., "hybrid": ...}, "config": ...}``
-        (plus ``"bm25+rerank+ce"`` when evaluated; ``config.plan`` then holds the cross-encoder settings).
+        ``result = {"runs": {"bm25": {"NDCG@10": ...}, "bm25+rerank": ..., "dense": ..., "hybrid": ...},
+        "significance": {run: {metric: test}}, "config": ...}`` (plus ``"bm25+rerank+ce"`` when evaluated;
+        ``config.plan`` then holds the cross-encoder settings; ``config.qrels_missing`` counts judged documents
+        absent from the corpus).
     """
     _seed()
     wanted = {**BEIR_RUNS, CE_RUN: "rerank_ce"} if cross_encoder is not None or modes else dict(BEIR_RUNS)
@@ -147,6 +247,9 @@ def evaluate_beir(
     if ce and cross_encoder is None:
         raise PlanError(f"cross_encoder: the {CE_RUN} run (mode rerank_ce) needs a cross-encoder model")
     ds = load_beir(directory, split)
+    if distractors:
+        ds = add_distractors(ds, distractors)
+    missing = check_qrels(ds, f"{directory} ({split})")
     index = ensure_index(ds, index_path, encoder, show_progress)
     scorer = None
     if ce:
@@ -168,57 +271,89 @@ def evaluate_beir(
         for name, mode in wanted.items()
     }
     runs = run_modes(index, ds, encoder, plans, show_progress, cross_encoder=scorer)
-    return {
-        "runs": {name: evaluate(ds.qrels, run, metrics) for name, run in runs.items()},
-        "config": _config(
-            encoder,
-            plan,
-            ce=ce,
-            dataset=str(directory),
-            split=split,
-            k=k,
-            queries=len(ds.queries),
-            documents=index.count(),
-        ),
+    pq = {name: per_query(ds.qrels, run, metrics) for name, run in runs.items()}
+    result: dict[str, Any] = {
+        "runs": {name: _mean(vals, metrics) for name, vals in pq.items()},
     }
+    if significance and "bm25" in pq and len(pq) > 1:
+        from es_biomed.eval.significance import compare_to_baseline
+
+        result["significance"] = compare_to_baseline(pq, "bm25", metrics, method=significance)
+    config = _config(
+        encoder,
+        plan,
+        ce=ce,
+        dataset=str(directory),
+        split=split,
+        k=k,
+        queries=len(ds.queries),
+        documents=index.count(),
+        qrels_missing=missing,
+    )
+    if distractors:
+        config["distractors"] = ds.stats["distractors"]
+    if run_output is not None:
+        config["run_files"] = write_runs(runs, run_output)
+    result["config"] = config
+    return Evaluation(result, runs, ds)
 
 
-def _table9(
+def _mean(pq: Mapping[str, Mapping[str, float]], metrics: Sequence[str]) -> dict[str, float]:
+    n = len(pq)
+    return {m: (sum(v[m] for v in pq.values()) / n if n else 0.0) for m in metrics}
+
+
+def table9_evaluation(
     ds: RetrievalSet,
     index_path: Any,
     encoder: Encoder,
     plan: SearchPlan,
-    windows: Sequence[int],
-    show_progress: bool,
+    windows: Sequence[int] = (20, 30, 40, 50),
+    show_progress: bool = False,
+    distractors: Sequence[str | os.PathLike[str]] = (),
+    run_output: str | os.PathLike[str] | None = None,
+    significance: str | None = "randomization",
     **config: Any,
-) -> dict[str, Any]:
-    """Index ``ds``'s contexts, run BM25 and the rerank at every window, and score MRR@5 / MRR@10."""
+) -> Evaluation:
+    """Table 9 on a loaded BioASQ set: pool the distractors, index, run :func:`~es_biomed.eval.table9.table9_plans`
+    and score them (:func:`~es_biomed.eval.table9.score_table9`).
+
+    Returns:
+        An :class:`Evaluation` whose ``result`` is ``{"table", "gain", "significance", "pairs_kept",
+        "pairs_removed", "config"}`` (``table[run][k][metric]`` for ``bm25``, ``bm25+cosine``, ``bm25+rerank``).
+    """
+    _seed()
+    if distractors:
+        ds = add_distractors(ds, distractors)
+    missing = check_qrels(ds, "BioASQ")
     index = ensure_index(ds, index_path, encoder, show_progress)
     depth = max(max(windows), 10 + max((len(v) for v in ds.ignore.values()), default=0))
-    plans = {"bm25": plan.replace(mode="bm25", k=depth)}
-    for w in windows:
-        plans[f"rerank@{w}"] = plan.replace(mode="rerank", window_size=w, k=max(w, 10))
+    plans = table9_plans(plan, windows, depth)
     runs = run_modes(index, ds, encoder, plans, show_progress)
-    mrr = ("MRR@5", "MRR@10")
-    bm25 = evaluate(ds.qrels, runs["bm25"], mrr, ds.ignore)
-    table = {
-        "bm25": {str(w): dict(bm25) for w in windows},
-        "bm25+rerank": {str(w): evaluate(ds.qrels, runs[f"rerank@{w}"], mrr, ds.ignore) for w in windows},
-    }
-    return {
-        "table": table,
+    scored = score_table9(ds, runs, windows, significance)
+    scored.pop("per_query")
+    result: dict[str, Any] = {
+        **scored,
         "pairs_kept": ds.stats["pairs_kept"],
         "pairs_removed": ds.stats["pairs_removed"],
-        "config": _config(
-            encoder,
-            plan,
-            **config,
-            windows=list(windows),
-            stats=ds.stats,
-            documents=index.count(),
-            queries=len(ds.queries),
-        ),
     }
+    cfg = _config(
+        encoder,
+        plan,
+        **config,
+        windows=list(windows),
+        metrics=list(TABLE9_METRICS),
+        stats={k: v for k, v in ds.stats.items() if k != "distractors"},
+        documents=index.count(),
+        queries=len(ds.queries),
+        qrels_missing=missing,
+    )
+    if distractors:
+        cfg["distractors"] = ds.stats["distractors"]
+    if run_output is not None:
+        cfg["run_files"] = write_runs(runs, run_output)
+    result["config"] = cfg
+    return Evaluation(result, runs, ds)
 
 
 def evaluate_bioasq(
@@ -229,20 +364,33 @@ def evaluate_bioasq(
     windows: Sequence[int] = (20, 30, 40, 50),
     threshold: float | None = DEFAULT_JACCARD,
     show_progress: bool = False,
+    distractors: Sequence[str | os.PathLike[str]] = (),
+    run_output: str | os.PathLike[str] | None = None,
+    significance: str | None = "randomization",
 ) -> dict[str, Any]:
     """The BioMedBERT paper's Table 9 protocol on BioASQ SQuAD files.
 
-    The contexts of ``files`` are indexed into ``index_path``; questions are queries; pairs with Jaccard
-    overlap above ``threshold`` are removed (see :mod:`es_biomed.corpus.bioasq`). BM25's ranking does not
-    depend on the window; the rerank's does.
+    The contexts of ``files`` (and the documents of ``distractors``) are indexed into ``index_path``; questions
+    are queries; pairs with Jaccard overlap above ``threshold`` are removed (see :mod:`es_biomed.corpus.bioasq`).
+    BM25's ranking does not depend on the window; the re-sorts' do.
 
     Returns:
-        ``{"table": {"bm25": {"20": {"MRR@5": ..., "MRR@10": ...}, ...}, "bm25+rerank": {...}},
-        "pairs_kept": N, "pairs_removed": M, "config": {...}}``
+        ``{"table": {"bm25": {"20": {"MRR@5": ..., "MRR@10": ...}, ...}, "bm25+cosine": ..., "bm25+rerank":
+        ...}, "gain": ..., "significance": ..., "pairs_kept": N, "pairs_removed": M, "config": {...}}``
     """
-    _seed()
     ds = load_bioasq(files, threshold)
-    return _table9(ds, index_path, encoder, plan, windows, show_progress, files=[str(Path(f)) for f in files])
+    return table9_evaluation(
+        ds,
+        index_path,
+        encoder,
+        plan,
+        windows,
+        show_progress,
+        distractors,
+        run_output,
+        significance,
+        files=[str(Path(f)) for f in files],
+    ).result
 
 
 def evaluate_bioasq_questions(
@@ -254,6 +402,8 @@ def evaluate_bioasq_questions(
     windows: Sequence[int] = (20, 30, 40, 50),
     threshold: float | None = DEFAULT_JACCARD,
     show_progress: bool = False,
+    distractors: Sequence[str | os.PathLike[str]] = (),
+    significance: str | None = "randomization",
 ) -> dict[str, Any]:
     """:func:`evaluate_bioasq` restricted to a subset of questions (a held-out split).
 
@@ -267,17 +417,19 @@ def evaluate_bioasq_questions(
     """
     import hashlib
 
-    _seed()
     ds = load_bioasq_split(files, question_ids, threshold)
     ids = sorted(set(question_ids))
-    return _table9(
+    return table9_evaluation(
         ds,
         index_path,
         encoder,
         plan,
         windows,
         show_progress,
+        distractors,
+        None,
+        significance,
         files=[str(Path(f)) for f in files],
         question_ids=len(ids),
         question_ids_sha256=hashlib.sha256("\n".join(ids).encode()).hexdigest(),
-    )
+    ).result

@@ -29,7 +29,7 @@ def test_bioasq_table9_one_batch(tmp_path, shared_data, minilm):
         for name, rows in r["table"].items()
     }
     assert got == PINNED
-    assert "| k | BM25 MRR@5 |" in res.output
+    assert "| top k | paper ES MRR@5 | paper ES+BioMedBERT MRR@5 | bm25 MRR@5 |" in res.output
 
 
 # 4b batch 1: 39 questions, 167 contexts, no pair above the Jaccard threshold. Measured with the default preset.
