@@ -30,6 +30,7 @@ demo: $(VENV)/.stamp-demo
 	$(BIN)/es-biomed search "$(DEMO_QUERY)" --index $(DEMO_INDEX) -k 5
 	$(BIN)/es-biomed eval beir $(SAMPLE) --index $(DEMO_INDEX) --output runs/demo/scifact-sample.json --no-progress
 	$(BIN)/es-biomed ask "Which regulator of the NF-kappaB pathway is overexpressed in glioblastoma stem cells?" --index $(DEMO_INDEX) -k 3
+	$(BIN)/es-biomed report benchmarks/reports/sample.yaml --output runs/demo/report --no-progress
 
 test: $(VENV)/.stamp-test
 	$(BIN)/python -m pytest tests

@@ -388,6 +388,7 @@ from es_biomed.cli_cluster import es_group, opensearch_group  # noqa: E402 (afte
 from es_biomed.cli_eval import eval_group  # noqa: E402
 from es_biomed.cli_ingest import ingest_group  # noqa: E402
 from es_biomed.cli_models import models_group  # noqa: E402
+from es_biomed.cli_report import report  # noqa: E402
 
 main.add_command(eval_group)
 main.add_command(es_group)
@@ -396,6 +397,7 @@ main.add_command(ingest_group)
 main.add_command(models_group)
 main.add_command(serve)
 main.add_command(ask)
+main.add_command(report)
 eval_group.add_command(qa_eval)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -115,6 +115,7 @@ def jaccard_analysis(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     buckets: Sequence[float] = DEFAULT_BUCKETS,
     metric: str = "MRR@10",
+    scoring_ignore: Mapping[str, Iterable[str]] | None = None,
 ) -> dict[str, Any]:
     """Summarise the question–document Jaccard overlaps of a set and how runs fare across them.
 
@@ -125,6 +126,9 @@ def jaccard_analysis(
         thresholds: Thresholds for ``"removed"``, each in [0, 1].
         buckets: Strictly increasing bucket edges from 0.0 to 1.0.
         metric: The per-query metric averaged in each bucket (e.g. ``"MRR@10"``, ``"NDCG@10"``).
+        scoring_ignore: The documents dropped from runs before scoring, when they differ from ``ds.ignore``
+            (a pooled corpus also ignores other documents of the same questions, which are not judged pairs:
+            pass the unpooled set as ``ds`` and the pooled set's ``ignore`` here).
 
     Returns:
         A JSON-serialisable dict::
@@ -171,7 +175,8 @@ def jaccard_analysis(
     members: list[list[str]] = [[] for _ in range(len(buckets) - 1)]
     for qid in sorted(kept):
         members[_bin(kept[qid], buckets)].append(qid)
-    scores = {name: per_query(ds.qrels, run, [metric], ds.ignore) for name, run in runs.items()}
+    skip = ds.ignore if scoring_ignore is None else scoring_ignore
+    scores = {name: per_query(ds.qrels, run, [metric], skip) for name, run in runs.items()}
     by_bucket: dict[str, dict[str, Any]] = {}
     for label, qids in zip(bucket_labels(buckets), members, strict=True):
         row: dict[str, Any] = {"queries": len(qids)}

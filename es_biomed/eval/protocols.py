@@ -215,6 +215,7 @@ def beir_evaluation(
     distractors: Sequence[str | os.PathLike[str]] = (),
     run_output: str | os.PathLike[str] | None = None,
     significance: str | None = "randomization",
+    n_resamples: int = 10_000,
 ) -> Evaluation:
     """:func:`evaluate_beir`, also returning the runs and the (pooled) set.
 
@@ -278,7 +279,7 @@ def beir_evaluation(
     if significance and "bm25" in pq and len(pq) > 1:
         from es_biomed.eval.significance import compare_to_baseline
 
-        result["significance"] = compare_to_baseline(pq, "bm25", metrics, method=significance)
+        result["significance"] = compare_to_baseline(pq, "bm25", metrics, method=significance, n_resamples=n_resamples)
     config = _config(
         encoder,
         plan,
@@ -313,6 +314,7 @@ def table9_evaluation(
     distractors: Sequence[str | os.PathLike[str]] = (),
     run_output: str | os.PathLike[str] | None = None,
     significance: str | None = "randomization",
+    n_resamples: int = 10_000,
     **config: Any,
 ) -> Evaluation:
     """Table 9 on a loaded BioASQ set: pool the distractors, index, run :func:`~es_biomed.eval.table9.table9_plans`
@@ -330,7 +332,7 @@ def table9_evaluation(
     depth = max(max(windows), 10 + max((len(v) for v in ds.ignore.values()), default=0))
     plans = table9_plans(plan, windows, depth)
     runs = run_modes(index, ds, encoder, plans, show_progress)
-    scored = score_table9(ds, runs, windows, significance)
+    scored = score_table9(ds, runs, windows, significance, n_resamples)
     scored.pop("per_query")
     result: dict[str, Any] = {
         **scored,

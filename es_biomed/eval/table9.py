@@ -29,6 +29,7 @@ __all__ = [
     "table9_plans",
     "score_table9",
     "table9_markdown",
+    "paper_value",
 ]
 
 TABLE9_METRICS = ("MRR@5", "MRR@10")
@@ -40,6 +41,17 @@ PAPER_TABLE9: dict[str, dict[str, dict[str, float]]] = {
     "40": {"ES": {"MRR@5": 0.173, "MRR@10": 0.21}, "ES+BioMedBERT": {"MRR@5": 0.231, "MRR@10": 0.272}},
     "50": {"ES": {"MRR@5": 0.172, "MRR@10": 0.20}, "ES+BioMedBERT": {"MRR@5": 0.225, "MRR@10": 0.269}},
 }
+
+
+def paper_value(v: float) -> str:
+    """A number of the paper's table as printed there: at least two decimals, no invented third one (0.20, 0.172).
+
+    Example:
+        >>> paper_value(0.2), paper_value(0.172)
+        ('0.20', '0.172')
+    """
+    text = f"{v:.3f}".rstrip("0")
+    return text + "0" * max(0, 2 - len(text.split(".")[1]))
 
 
 def run_key(run: str, window: int) -> str:
@@ -141,7 +153,10 @@ def table9_markdown(result: Mapping[str, Any], digits: int = 4, paper: bool = Tr
                 ref = PAPER_TABLE9.get(w)
                 es = ref["ES"][m] if ref else None
                 bio = ref["ES+BioMedBERT"][m] if ref else None
-                row += [_fmt(es, 3), f"{_fmt(bio, 3)} ({_pct(_gain(bio, es) if es and bio else None)})"]
+                row += [
+                    paper_value(es) if es is not None else "–",
+                    f"{paper_value(bio) if bio is not None else '–'} ({_pct(_gain(bio, es) if es and bio else None)})",
+                ]
             row.append(_fmt(t["bm25"][w][m], digits))
             for r in ("bm25+cosine", "bm25+rerank"):
                 row += [_fmt(t[r][w][m], digits), _pct(g[r][w][m]), format_p(sig.get(r, {}).get(w, {}).get(m))]

@@ -1,0 +1,183 @@
+"""The reproducibility table (benchmarks/repro.yaml): check it, record it, and render the README from it.
+
+    python benchmarks/repro.py check --tier fast     # run the fast conditions' commands, compare (default tier)
+    python benchmarks/repro.py check                 # every condition (the regression tier does this)
+    python benchmarks/repro.py check --no-run        # compare the outputs already on disk
+    python benchmarks/repro.py record                # write the current outputs' values into the YAML
+    python benchmarks/repro.py tables [--check]      # regenerate the README's tables (or fail if they differ)
+    python benchmarks/repro.py init                  # rebuild the condition list (then `record`)
+
+All logic lives in es_biomed.eval.repro; this file only parses arguments, and `init` holds the list of commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+YAML = REPO / "benchmarks" / "repro.yaml"
+README = REPO / "README.md"
+D = "../shared/data"
+POOL = {
+    "4b": "[56]b",
+    "5b": "[46]b",
+    "6b": "[45]b",
+}
+
+
+def _pool_flags(split: str) -> str:
+    rest = [
+        f"'{D}/bioasq/BioASQ-test-factoid-{POOL[split]}-*.json'",
+        f"{D}/bioasq/BioASQ-train-factoid-7b.json",
+        f"'{D}/bioasq/*_golden.json'",
+        f"{D}/scifact",
+        f"{D}/cord19/merged_dedup_cord_uid.jsonl",
+        f"{D}/pubmedqa/ori_pqal.json",
+    ]
+    return " ".join(f"--distractors {r}" for r in rest)
+
+
+def _init() -> dict:
+    conds = []
+    beir = [
+        ("scifact-sample", "data/scifact-sample", "test", "fast", "indexes/scifact-sample"),
+        ("scifact", f"{D}/scifact", "test", "slow", "indexes/report/scifact"),
+    ]
+    for name, path, split, tier, index in beir:
+        out = f"runs/repro/{name}-{split}.json"
+        cmd = f"es-biomed eval beir {path} --split {split} --index {index} --output {out} --no-progress"
+        for run in ("bm25", "bm25+rerank", "dense", "hybrid"):
+            c = {
+                "name": f"{name}-{split}/{run}",
+                "dataset": name,
+                "split": split,
+                "encoder": "all-MiniLM-L6-v2",
+                "mode": run,
+                "tier": tier,
+                "command": cmd,
+                "output": out,
+                "path": f"runs.{run}",
+                "expected": {"NDCG@10": 0, "Recall@100": 0, "MRR@10": 0},
+                "table": name,
+                "row": run,
+            }
+            if run != "bm25":
+                c["p_path"] = f"significance.{run}"
+                c["p_expected"] = {"NDCG@10": 0}
+            conds.append(c)
+    splits = [
+        ("4b", f"'{D}/bioasq/BioASQ-test-factoid-4b-*.json'"),
+        ("5b", f"'{D}/bioasq/BioASQ-test-factoid-5b-*.json'"),
+        ("6b", f"'{D}/bioasq/BioASQ-test-factoid-6b-*.json'"),
+        ("7b-train", f"{D}/bioasq/BioASQ-train-factoid-7b.json"),
+    ]
+    for pooled in (False, True):
+        for split, files in splits:
+            if pooled and split not in POOL:
+                continue
+            name = f"bioasq-{split}" + ("-pool" if pooled else "")
+            out = f"runs/repro/{name}.json"
+            index = "indexes/report/pool" if pooled else f"indexes/report/{split}"
+            # globs in FILES are left to the shell: unquote them there
+            cmd = f"es-biomed eval bioasq {files.strip(chr(39))} "
+            cmd += (_pool_flags(split) + " ") if pooled else ""
+            cmd += f"--index {index} --output {out} --no-progress"
+            for k in (20, 30, 40, 50):
+                for run in ("bm25", "bm25+cosine", "bm25+rerank"):
+                    c = {
+                        "name": f"{name}/{run}@{k}",
+                        "dataset": "bioasq",
+                        "split": split + (" (pool)" if pooled else ""),
+                        "encoder": "all-MiniLM-L6-v2",
+                        "mode": run,
+                        "tier": "slow",
+                        "command": cmd,
+                        "output": out,
+                        "path": f"table.{run}.{k}",
+                        "expected": {"MRR@5": 0, "MRR@10": 0},
+                        "table": "table9-pool" if pooled else "table9-own",
+                        "row": f"{split}, top {k}",
+                        "column": run,
+                    }
+                    if run != "bm25":
+                        c["p_path"] = f"significance.{run}.{k}"
+                        c["p_expected"] = {"MRR@10": 0}
+                    conds.append(c)
+    return {
+        "tolerance": 0.0005,
+        "p_tolerance": 0.01,
+        "tables": {
+            "table9-own": {"paper": "table9", "row_header": "split, k"},
+            "table9-pool": {"paper": "table9", "row_header": "split, k"},
+        },
+        "conditions": conds,
+    }
+
+
+HEADER = """\
+# The reproducibility table (Pyserini 2CR style): every number the README's results tables report, with the exact
+# command that produces it and the expected metrics to 4 decimals. `python benchmarks/repro.py check` reruns the
+# commands and fails on any drift over `tolerance`; the README tables are rendered from this file
+# (`python benchmarks/repro.py tables`). tier fast: also run by the default test tier (the shipped sample).
+"""
+
+
+def _dump(data: dict) -> None:
+    import yaml
+
+    YAML.write_text(HEADER + yaml.safe_dump(data, sort_keys=False, width=200, allow_unicode=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import yaml
+
+    from es_biomed.eval.repro import actual, compare, load_repro, render_tables, run_conditions, update_readme
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    chk = sub.add_parser("check")
+    chk.add_argument("--tier", choices=["fast", "slow", "all"], default="all")
+    chk.add_argument("--no-run", action="store_true")
+    rec = sub.add_parser("record")
+    rec.add_argument("--run", action="store_true", help="run the commands first")
+    tab = sub.add_parser("tables")
+    tab.add_argument("--check", action="store_true")
+    sub.add_parser("init")
+    args = ap.parse_args(argv)
+    if args.cmd == "init":
+        _dump(_init())
+        return 0
+    table = load_repro(YAML)
+    if args.cmd == "check":
+        conds = table.select(None if args.tier == "all" else [args.tier])
+        if not args.no_run:
+            run_conditions(conds, REPO)
+        problems = compare(table, conds, REPO)
+        for p in problems:
+            print(p)
+        print(f"{len(conds) - len({p.split(':')[0] for p in problems})} of {len(conds)} conditions reproduced")
+        return 1 if problems else 0
+    if args.cmd == "record":
+        if args.run:
+            run_conditions(table.conditions, REPO)
+        data = yaml.safe_load(YAML.read_text())
+        for c, raw in zip(table.conditions, data["conditions"], strict=True):
+            metrics, ps = actual(c, REPO)
+            raw["expected"] = {m: round(v, 4) for m, v in metrics.items()}
+            if ps:
+                raw["p_expected"] = {m: round(v, 4) for m, v in ps.items()}
+        _dump(data)
+        return 0
+    tables = render_tables(table)
+    changed = update_readme(README, tables, write=not args.check)
+    if args.check and changed:
+        print(f"README tables out of date: {', '.join(changed)}; run python benchmarks/repro.py tables")
+        return 1
+    print(f"{len(tables)} tables; changed: {', '.join(changed) or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

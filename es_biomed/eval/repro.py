@@ -1,0 +1,304 @@
+"""The reproducibility table, in the style of Pyserini's two-click reproductions (2CR).
+
+One YAML file (``benchmarks/repro.yaml``) lists every number the README reports::
+
+    tolerance: 0.0005            # the largest drift a metric may show
+    p_tolerance: 0.01            # p-values (randomization tests, seeded) are checked more loosely
+    conditions:
+      - name: scifact-test/bm25+rerank
+        dataset: scifact
+        split: test
+        encoder: all-MiniLM-L6-v2
+        mode: bm25+rerank
+        tier: slow               # slow: the regression tier; fast: also the default tier
+        command: es-biomed eval beir ../shared/data/scifact --index indexes/scifact --output runs/repro/scifact.json
+        output: runs/repro/scifact.json
+        path: runs.bm25+rerank   # where in the output JSON the metrics are (dots; keys may hold "+" and "@")
+        expected: {NDCG@10: 0.7210, Recall@100: 0.9109}
+        p_path: significance.bm25+rerank    # optional: {metric: test} whose p_value is reported
+        p_expected: {NDCG@10: 0.0001}
+        table: scifact           # the README table it belongs to, and its row / column labels
+        row: bm25+rerank
+
+:func:`run_conditions` runs each distinct command once (through the shell, exactly as written, with the
+environment's ``es-biomed`` first on ``PATH``) and :func:`compare` lists every drift. :func:`render_tables`
+writes the README tables from the same file, between ``<!-- repro:NAME -->`` and ``<!-- /repro:NAME -->``,
+so the README cannot drift from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from es_biomed.errors import EsBiomedError, require
+
+__all__ = [
+    "Condition",
+    "ReproTable",
+    "load_repro",
+    "run_conditions",
+    "compare",
+    "render_tables",
+    "update_readme",
+]
+
+_KEYS = {
+    "name",
+    "dataset",
+    "split",
+    "encoder",
+    "mode",
+    "tier",
+    "command",
+    "output",
+    "path",
+    "expected",
+    "p_path",
+    "p_expected",
+    "table",
+    "row",
+    "column",
+}
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    dataset: str
+    split: str
+    encoder: str
+    mode: str
+    tier: str
+    command: str
+    output: str
+    path: str
+    expected: dict[str, float]
+    p_path: str | None = None
+    p_expected: dict[str, float] = field(default_factory=dict)
+    table: str | None = None
+    row: str | None = None
+    column: str | None = None
+
+
+@dataclass(frozen=True)
+class ReproTable:
+    conditions: tuple[Condition, ...]
+    tolerance: float = 0.0005
+    p_tolerance: float = 0.01
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def select(self, tiers: Iterable[str] | None = None) -> list[Condition]:
+        wanted = set(tiers) if tiers is not None else None
+        return [c for c in self.conditions if wanted is None or c.tier in wanted]
+
+
+class ReproError(ValueError, EsBiomedError):
+    """The reproducibility table is malformed (names the condition and key)."""
+
+
+def load_repro(path: str | os.PathLike[str]) -> ReproTable:
+    """Read and validate the YAML table."""
+    yaml = require("yaml", "report")
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("conditions"), list):
+        raise ReproError(f"{path}: expected a mapping with a 'conditions' list")
+    conds = []
+    seen: set[str] = set()
+    for i, c in enumerate(data["conditions"]):
+        where = f"{path}: conditions[{i}]"
+        if not isinstance(c, dict):
+            raise ReproError(f"{where}: expected a mapping")
+        unknown = sorted(set(c) - _KEYS)
+        if unknown:
+            raise ReproError(f"{where}.{unknown[0]}: unknown key")
+        missing = [k for k in ("name", "command", "output", "path", "expected") if k not in c]
+        if missing:
+            raise ReproError(f"{where}.{missing[0]}: required")
+        if c["name"] in seen:
+            raise ReproError(f"{where}.name: {c['name']!r} is listed twice")
+        seen.add(c["name"])
+        if c.get("tier", "slow") not in ("fast", "slow"):
+            raise ReproError(f"{where}.tier: expected fast or slow")
+        conds.append(
+            Condition(
+                name=c["name"],
+                dataset=str(c.get("dataset", "")),
+                split=str(c.get("split", "")),
+                encoder=str(c.get("encoder", "")),
+                mode=str(c.get("mode", "")),
+                tier=c.get("tier", "slow"),
+                command=c["command"],
+                output=c["output"],
+                path=c["path"],
+                expected={k: float(v) for k, v in c["expected"].items()},
+                p_path=c.get("p_path"),
+                p_expected={k: float(v) for k, v in (c.get("p_expected") or {}).items()},
+                table=c.get("table"),
+                row=c.get("row"),
+                column=c.get("column"),
+            )
+        )
+    return ReproTable(
+        tuple(conds),
+        float(data.get("tolerance", 0.0005)),
+        float(data.get("p_tolerance", 0.01)),
+        dict(data.get("tables") or {}),
+    )
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def run_conditions(conditions: Sequence[Condition], cwd: str | os.PathLike[str] = ".") -> dict[str, str]:
+    """Run each distinct command once, in order, through ``bash -c``; returns command -> combined output.
+
+    Raises:
+        EsBiomedError: a command exits non-zero (its output's tail in the message).
+    """
+    done: dict[str, str] = {}
+    for c in conditions:
+        if c.command in done:
+            continue
+        proc = subprocess.run(
+            ["bash", "-c", c.command], cwd=cwd, env=_env(), capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            tail = (proc.stdout + proc.stderr)[-2000:]
+            raise EsBiomedError(f"{c.name}: `{c.command}` exited {proc.returncode}:\n{tail}")
+        done[c.command] = proc.stdout
+    return done
+
+
+def _lookup(data: Any, dotted: str) -> Any:
+    """Follow ``a.b.c`` through nested dicts; a key may itself contain dots only if it exists whole."""
+    node = data
+    rest = dotted
+    while rest:
+        if isinstance(node, dict) and rest in node:
+            return node[rest]
+        head, _, tail = rest.partition(".")
+        if not isinstance(node, dict) or head not in node:
+            raise KeyError(dotted)
+        node, rest = node[head], tail
+    return node
+
+
+def actual(c: Condition, cwd: str | os.PathLike[str] = ".") -> tuple[dict[str, float], dict[str, float]]:
+    """The metrics and p-values the condition's output file holds now."""
+    data = json.loads((Path(cwd) / c.output).read_text())
+    got = _lookup(data, c.path)
+    metrics = {m: float(got[m]) for m in c.expected}
+    ps: dict[str, float] = {}
+    if c.p_path:
+        tests = _lookup(data, c.p_path)
+        ps = {m: float(tests[m]["p_value"]) for m in c.p_expected}
+    return metrics, ps
+
+
+def compare(table: ReproTable, conditions: Sequence[Condition], cwd: str | os.PathLike[str] = ".") -> list[str]:
+    """Every drift beyond the tolerances, as ``"name: metric expected X, got Y"`` lines (empty: all reproduced)."""
+    problems = []
+    for c in conditions:
+        try:
+            got, ps = actual(c, cwd)
+        except (OSError, KeyError, ValueError) as exc:
+            problems.append(f"{c.name}: cannot read {c.path} from {c.output}: {exc!r}")
+            continue
+        for m, want in c.expected.items():
+            if abs(got[m] - want) > table.tolerance:
+                problems.append(f"{c.name}: {m} expected {want:.4f}, got {got[m]:.4f}")
+        for m, want in c.p_expected.items():
+            if abs(ps[m] - want) > table.p_tolerance:
+                problems.append(f"{c.name}: p-value of {m} expected {want:.4f}, got {ps[m]:.4f}")
+    return problems
+
+
+def _p(v: float | None) -> str:
+    if v is None:
+        return ""
+    return " (p<0.0001)" if v < 1e-4 else f" (p={v:.4f})"
+
+
+def render_tables(table: ReproTable) -> dict[str, str]:
+    """The Markdown of each table named by the conditions.
+
+    A table's rows are its conditions' ``row`` labels (in order of first appearance); its columns are
+    ``column`` × metric when conditions set ``column``, else the metrics. A metric with a recorded p-value shows
+    it beside the value. ``tables[NAME].paper: table9`` adds the BioMedBERT paper's Table 9 columns for rows
+    labelled ``"<split>, top <k>"``.
+    """
+    from es_biomed.eval.table9 import PAPER_TABLE9, paper_value
+
+    out: dict[str, str] = {}
+    names = list(dict.fromkeys(c.table for c in table.conditions if c.table))
+    for name in names:
+        conds = [c for c in table.conditions if c.table == name]
+        spec = table.tables.get(name, {})
+        rows = list(dict.fromkeys(c.row or c.name for c in conds))
+        cols: list[tuple[str | None, str]] = list(dict.fromkeys((c.column, m) for c in conds for m in c.expected))
+        cell: dict[tuple[str, str | None, str], str] = {}
+        for c in conds:
+            for m, v in c.expected.items():
+                cell[(c.row or c.name, c.column, m)] = f"{v:.4f}{_p(c.p_expected.get(m))}"
+        paper = spec.get("paper") == "table9"
+        head = [spec.get("row_header", "run")]
+        if paper:
+            head += ["paper ES MRR@5", "paper ES+BioMedBERT MRR@5", "paper ES MRR@10", "paper ES+BioMedBERT MRR@10"]
+        head += [f"{col} {m}" if col else m for col, m in cols]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in rows:
+            cells = [r]
+            if paper:
+                k = re.search(r"top (\d+)", r)
+                ref = PAPER_TABLE9.get(k.group(1)) if k else None
+                for m in ("MRR@5", "MRR@10"):
+                    cells += [paper_value(ref["ES"][m]), paper_value(ref["ES+BioMedBERT"][m])] if ref else ["", ""]
+            cells += [cell.get((r, col, m), "") for col, m in cols]
+            lines.append("| " + " | ".join(cells) + " |")
+        commands = list(dict.fromkeys(c.command for c in conds))
+        lines += ["", "<details><summary>commands</summary>", "", "```bash"] + commands + ["```", "", "</details>"]
+        out[name] = "\n".join(lines)
+    return out
+
+
+def update_readme(readme: str | os.PathLike[str], tables: Mapping[str, str], write: bool = True) -> list[str]:
+    """Replace each ``<!-- repro:NAME -->`` ... ``<!-- /repro:NAME -->`` block of ``readme`` with its table.
+
+    Returns:
+        The names of the blocks whose content changed (with ``write=False``: would change).
+
+    Raises:
+        ReproError: a table has no block in the README, or a block names no table.
+    """
+    p = Path(readme)
+    text = p.read_text(encoding="utf-8")
+    blocks = re.findall(r"<!-- repro:([\w.+@-]+) -->", text)
+    missing = sorted(set(tables) - set(blocks))
+    if missing:
+        raise ReproError(f"{readme}: no <!-- repro:{missing[0]} --> block for table {missing[0]!r}")
+    orphans = sorted(set(blocks) - set(tables))
+    if orphans:
+        raise ReproError(f"{readme}: block <!-- repro:{orphans[0]} --> names no table of the YAML")
+    changed = []
+    for name, body in tables.items():
+        pattern = re.compile(rf"(<!-- repro:{re.escape(name)} -->\n)(.*?)(<!-- /repro:{re.escape(name)} -->)", re.S)
+        m = pattern.search(text)
+        if m is None:
+            raise ReproError(f"{readme}: block repro:{name} has no closing <!-- /repro:{name} -->")
+        if m.group(2) != body + "\n":
+            changed.append(name)
+            text = text[: m.start(2)] + body + "\n" + text[m.end(2) :]
+    if write and changed:
+        p.write_text(text, encoding="utf-8")
+    return changed

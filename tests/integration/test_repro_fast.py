@@ -1,0 +1,19 @@
+"""The fast subset of the reproducibility table (benchmarks/repro.yaml, tier fast): the shipped sample's numbers,
+rerun with their exact commands and compared within the table's tolerance."""
+
+from __future__ import annotations
+
+import pytest
+
+from es_biomed.eval.repro import compare, load_repro, run_conditions
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+
+def test_fast_conditions_reproduce():
+    table = load_repro(REPO / "benchmarks" / "repro.yaml")
+    conds = table.select(["fast"])
+    assert len(conds) >= 4
+    run_conditions(conds, REPO)
+    assert compare(table, conds, REPO) == []

@@ -1,0 +1,18 @@
+"""The whole reproducibility table (benchmarks/repro.yaml): every README number, rerun with its exact command.
+Slow (indexes SciFact, the BioASQ splits and the 24,045-document pool the first time): ``pytest -m slow``."""
+
+from __future__ import annotations
+
+import pytest
+
+from es_biomed.eval.repro import compare, load_repro, run_conditions
+from tests.conftest import REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+def test_every_condition_reproduces(shared_data):
+    table = load_repro(REPO / "benchmarks" / "repro.yaml")
+    run_conditions(table.conditions, REPO)
+    problems = compare(table, table.conditions, REPO)
+    assert problems == [], "\n".join(problems)

@@ -1,0 +1,91 @@
+"""The reproducibility table: lookup, drift detection, README rendering, and the README kept in sync with it."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from es_biomed.eval.repro import compare, load_repro, render_tables, update_readme
+from tests.conftest import REPO
+
+YAML = """\
+tolerance: 0.0005
+conditions:
+  - name: t/bm25
+    command: "true"
+    output: out.json
+    path: runs.bm25
+    expected: {NDCG@10: 0.5000}
+    table: t
+    row: bm25
+  - name: t/bm25+rerank
+    command: "true"
+    output: out.json
+    path: runs.bm25+rerank
+    expected: {NDCG@10: 0.6000}
+    p_path: significance.bm25+rerank
+    p_expected: {NDCG@10: 0.0100}
+    table: t
+    row: bm25+rerank
+  - name: b/cos@20
+    command: "true"
+    output: t9.json
+    path: table.bm25+cosine.20
+    expected: {MRR@10: 0.3000}
+    table: t9
+    row: 4b, top 20
+    column: bm25+cosine
+"""
+
+
+@pytest.fixture
+def setup(tmp_path):
+    (tmp_path / "r.yaml").write_text(YAML)
+    out = {
+        "runs": {"bm25": {"NDCG@10": 0.50049}, "bm25+rerank": {"NDCG@10": 0.6006}},
+        "significance": {"bm25+rerank": {"NDCG@10": {"p_value": 0.0150}}},
+    }
+    (tmp_path / "out.json").write_text(json.dumps(out))
+    (tmp_path / "t9.json").write_text(json.dumps({"table": {"bm25+cosine": {"20": {"MRR@10": 0.3}}}}))
+    return tmp_path, load_repro(tmp_path / "r.yaml")
+
+
+def test_compare_flags_only_drift_beyond_the_tolerance(setup):
+    cwd, table = setup
+    # 0.50049 is within 0.0005 of 0.5000; 0.6006 is 0.0006 off; the p-value 0.015 is within 0.01 of 0.01
+    assert compare(table, table.conditions, cwd) == ["t/bm25+rerank: NDCG@10 expected 0.6000, got 0.6006"]
+
+
+def test_render_and_update_readme(setup, tmp_path):
+    _, table = setup
+    tables = render_tables(table)
+    assert tables["t"].splitlines()[:4] == [
+        "| run | NDCG@10 |",
+        "|---|---|",
+        "| bm25 | 0.5000 |",
+        "| bm25+rerank | 0.6000 (p=0.0100) |",
+    ]
+    assert "| 4b, top 20 | 0.3000 |" in tables["t9"] and "| run | bm25+cosine MRR@10 |" in tables["t9"]
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- repro:t -->\nold\n<!-- /repro:t -->\nb\n<!-- repro:t9 -->\n<!-- /repro:t9 -->\n")
+    assert update_readme(readme, tables) == ["t", "t9"]
+    assert update_readme(readme, tables) == []
+    assert "<!-- repro:t -->\n| run | NDCG@10 |" in readme.read_text()
+    readme.write_text("<!-- repro:t -->\n<!-- /repro:t -->\n")
+    with pytest.raises(ValueError, match=re.escape("no <!-- repro:t9 --> block for table 't9'")):
+        update_readme(readme, tables)
+
+
+def test_bad_yaml_names_the_condition(tmp_path):
+    p = tmp_path / "r.yaml"
+    p.write_text("conditions:\n  - {name: a, command: x, output: o, path: p, expected: {}, colour: red}\n")
+    with pytest.raises(ValueError, match=re.escape(f"{p}: conditions[0].colour: unknown key")):
+        load_repro(p)
+
+
+def test_readme_tables_match_the_shipped_yaml():
+    """The README's results tables are generated from benchmarks/repro.yaml: they must not drift from it."""
+    table = load_repro(REPO / "benchmarks" / "repro.yaml")
+    assert update_readme(REPO / "README.md", render_tables(table), write=False) == []
