@@ -137,6 +137,20 @@ def test_rescored_scores_equal_the_embedded_engine(engine, cluster, embedded, en
     assert_same(engine_hits, embedded.search(plan, vec).hits)
 
 
+@pytest.mark.needs("scripts")
+@pytest.mark.parametrize("query", QUERIES[:3])
+def test_table9_plans_equal_the_embedded_engine(engine, cluster, embedded, encoder, query):
+    """Table 9's three runs (bm25; bm25+cosine, the paper's pure cosine re-sort: query_weight 0; the tuned
+    weights) return the same hits and scores on the engine as on the embedded engine."""
+    from es_biomed.eval.table9 import table9_plans
+
+    vec = encoder.encode_queries([query])[0]
+    base = SearchPlan(query, rescore_query_weight=75.0)
+    for name, plan in table9_plans(base, [4, 10], depth=12).items():
+        engine_hits = cluster.search(plan, vec).hits
+        assert_same(engine_hits, embedded.search(plan, vec).hits)
+
+
 def test_windows_are_smaller_than_the_hit_counts(engine, cluster):
     for q in QUERIES[:3]:
         assert len(cluster.search(SearchPlan(q, mode="bm25", k=12)).hits) > 4, q

@@ -327,3 +327,20 @@ def test_cli_print_request_needs_no_cluster(monkeypatch):
     assert res.exit_code == 1 and "no Elasticsearch URL: set ES_URL" in res.output
     res = CliRunner().invoke(main, ["search", "x", "--no-rerank", "--hybrid", "--print-request"])
     assert res.exit_code == 2 and "conflicting modes: bm25, hybrid" in res.output
+
+
+@pytest.mark.parametrize("passages", [False, True])
+def test_table9_plans_compile_to_valid_rescores(passages):
+    """The paper's method is a rescore with query_weight 0: the body says so and validates against the spec."""
+    from es_biomed.eval.table9 import table9_plans
+
+    plans = table9_plans(default_plan("aspirin and fever"), [20, 50], depth=60)
+    for name, plan in plans.items():
+        body = compile_search(plan, [0.1] * 384, passages=passages)
+        assert es_spec.errors(body) == [], name
+    cos = compile_search(plans["bm25+cosine@20"], VEC)
+    assert cos["size"] == 20
+    rescore = cos["rescore"] if isinstance(cos["rescore"], dict) else cos["rescore"][0]
+    assert rescore["window_size"] == 20
+    assert (rescore["query"]["query_weight"], rescore["query"]["rescore_query_weight"]) == (0.0, 1.0)
+    assert "rescore" not in compile_search(plans["bm25"], VEC)
