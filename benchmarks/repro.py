@@ -105,12 +105,51 @@ def _init() -> dict:
                         c["p_path"] = f"significance.{run}.{k}"
                         c["p_expected"] = {"MRR@10": 0}
                     conds.append(c)
+    qa_rows = {
+        "gold context": "gold context",
+        "bm25": "BM25, top 20 passages",
+        "bm25+rerank": "BM25 + rerank, top 20 passages",
+    }
+    for suffix, flags, label in (("", "", ""), ("-rank-weight-0", " --rank-weight 0", "ablation, rank weight 0: ")):
+        out = f"runs/repro/qa-e2e{suffix}.json"
+        cmd = (
+            f"es-biomed eval qa {D}/bioasq/BioASQ-train-factoid-7b.json --index indexes/bioasq7b-dev "
+            f"--encoder biomed-minilm{flags} --output {out} --no-progress"
+        )
+        for setting, row in qa_rows.items():
+            if suffix and setting == "gold context":
+                continue  # the rank prior plays no part with the gold contexts
+            conds.append(
+                {
+                    "name": f"qa-e2e{suffix}/{setting}",
+                    "dataset": "bioasq",
+                    "split": "7b-train dev (109 questions)",
+                    "encoder": "biomed-minilm + biomed-qa",
+                    "mode": setting,
+                    "tier": "slow",
+                    "command": cmd,
+                    "output": out,
+                    "path": f"table.{setting}",
+                    "expected": {"strict_acc": 0, "lenient_acc": 0, "mrr": 0, "answer_in_passages": 0},
+                    "table": "qa-e2e",
+                    "row": label + row,
+                }
+            )
     return {
         "tolerance": 0.0005,
         "p_tolerance": 0.01,
         "tables": {
             "table9-own": {"paper": "table9", "row_header": "split, k"},
             "table9-pool": {"paper": "table9", "row_header": "split, k"},
+            "qa-e2e": {
+                "row_header": "setting (reader biomed-qa, encoder biomed-minilm)",
+                "labels": {
+                    "strict_acc": "Strict Acc",
+                    "lenient_acc": "Lenient Acc",
+                    "mrr": "MRR",
+                    "answer_in_passages": "answer in passages",
+                },
+            },
         },
         "conditions": conds,
     }

@@ -14,12 +14,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Collection, Iterable, Mapping
-from pathlib import Path
 
+from es_biomed.corpus.readers import read_json_file
 from es_biomed.corpus.types import Document, RetrievalSet, SourceRef
 from es_biomed.errors import RecordError
 
@@ -81,14 +80,7 @@ def load_bioasq(files: Iterable[str | os.PathLike[str]], threshold: float | None
     pairs: set[tuple[str, str]] = set()
     for f in files:
         path = str(f)
-        try:
-            data = json.loads(Path(f).read_bytes().decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise RecordError(
-                path, "(file)", "(record)", f"not valid UTF-8 ({exc.reason} at byte {exc.start})"
-            ) from None
-        except json.JSONDecodeError as exc:
-            raise RecordError(path, exc.lineno, "(record)", f"malformed JSON: {exc.msg}") from None
+        data = read_json_file(path)
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
             raise RecordError(path, "(file)", "data", "expected a SQuAD object with a 'data' list")
         for i, article in enumerate(data["data"]):
@@ -215,15 +207,6 @@ def load_bioasq_split(
     return RetrievalSet(corpus=corpus, queries=queries, qrels=qrels, ignore=ignore, stats=stats)
 
 
-def _read_json(path: str) -> object:
-    try:
-        return json.loads(Path(path).read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise RecordError(path, "(file)", "(record)", f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise RecordError(path, exc.lineno, "(record)", f"malformed JSON: {exc.msg}") from None
-
-
 def load_bioasq_golden(files: Iterable[str | os.PathLike[str]]) -> RetrievalSet:
     """The snippets of BioASQ golden files (``questions[].{id, body, snippets[].text}``, every question type).
 
@@ -240,7 +223,7 @@ def load_bioasq_golden(files: Iterable[str | os.PathLike[str]]) -> RetrievalSet:
     qrels: dict[str, dict[str, int]] = {}
     for f in files:
         path = str(f)
-        data = _read_json(path)
+        data = read_json_file(path)
         if not isinstance(data, dict) or not isinstance(data.get("questions"), list):
             raise RecordError(path, "(file)", "questions", "expected a BioASQ golden object with a 'questions' list")
         for i, q in enumerate(data["questions"]):

@@ -8,11 +8,10 @@ that a pool can tell which documents answer a given question.
 from __future__ import annotations
 
 import ast
-import json
 import os
-from pathlib import Path
 from typing import Any
 
+from es_biomed.corpus.readers import read_json_file
 from es_biomed.corpus.types import Document, RetrievalSet, SourceRef
 from es_biomed.errors import RecordError
 
@@ -46,12 +45,7 @@ def load_pubmedqa(path: str | os.PathLike[str]) -> RetrievalSet:
             names the file and the PMID.
     """
     p = str(path)
-    try:
-        data = json.loads(Path(p).read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise RecordError(p, "(file)", "(record)", f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise RecordError(p, exc.lineno, "(record)", f"malformed JSON: {exc.msg}") from None
+    data = read_json_file(p)
     if not looks_like_pubmedqa(data):
         raise RecordError(p, "(file)", "(record)", "expected PubMedQA's {PMID: {QUESTION, CONTEXTS, ...}} layout")
     corpus: dict[str, Document] = {}

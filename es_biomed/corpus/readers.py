@@ -31,6 +31,7 @@ __all__ = [
     "RejectSink",
     "MAX_RECORD_BYTES",
     "detect_format",
+    "read_json_file",
     "iter_documents",
     "load_beir",
     "read_queries",
@@ -312,6 +313,21 @@ def _cord19_fields(row: dict[str, Any]) -> dict[str, Any]:
 def _records(it: Iterator[Any], span: Span | None) -> Iterator[Any]:
     """Records ``span.start`` to ``span.end`` (0-based) of a record stream, or all of them."""
     return it if span is None else itertools.islice(it, span.start, span.end)
+
+
+def read_json_file(path: str | os.PathLike[str]) -> Any:
+    """Parse a whole UTF-8 JSON file (BioASQ, PubMedQA, SQuAD QA sets).
+
+    Raises:
+        RecordError: the file is not UTF-8 or not JSON; names the file (and the line of a syntax error).
+    """
+    p = str(path)
+    try:
+        return json.loads(Path(p).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RecordError(p, "(file)", "(record)", f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise RecordError(p, exc.lineno, "(record)", f"malformed JSON: {exc.msg}") from None
 
 
 def _json_format(p: Path) -> CorpusFormat:

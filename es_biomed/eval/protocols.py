@@ -167,38 +167,11 @@ def write_runs(runs: Mapping[str, Run], directory: str | os.PathLike[str], prefi
     return out
 
 
-def evaluate_beir(
-    directory: str | os.PathLike[str],
-    index_path: Any,
-    encoder: Encoder,
-    plan: SearchPlan,
-    split: str = "test",
-    k: int = 100,
-    metrics: Sequence[str] = ("NDCG@10", "Recall@100", "MRR@10"),
-    show_progress: bool = False,
-    modes: Sequence[str] | None = None,
-    cross_encoder: Any = None,
-    distractors: Sequence[str | os.PathLike[str]] = (),
-    run_output: str | os.PathLike[str] | None = None,
-    significance: str | None = "randomization",
-) -> dict[str, Any]:
+def evaluate_beir(*args: Any, **kwargs: Any) -> dict[str, Any]:
     """Evaluate the four search modes on a BEIR dataset; the corpus is indexed into ``index_path`` first
-    (an embedded index path, or a cluster backend object). See :func:`beir_evaluation` for the arguments."""
-    return beir_evaluation(
-        directory,
-        index_path,
-        encoder,
-        plan,
-        split,
-        k,
-        metrics,
-        show_progress,
-        modes,
-        cross_encoder,
-        distractors,
-        run_output,
-        significance,
-    ).result
+    (an embedded index path, or a cluster backend object). Takes :func:`beir_evaluation`'s arguments and returns
+    its ``result``."""
+    return beir_evaluation(*args, **kwargs).result
 
 
 def beir_evaluation(

@@ -235,7 +235,7 @@ def render_tables(table: ReproTable) -> dict[str, str]:
 
     A table's rows are its conditions' ``row`` labels (in order of first appearance); its columns are
     ``column`` × metric when conditions set ``column``, else the metrics. A metric with a recorded p-value shows
-    it beside the value. ``tables[NAME].paper: table9`` adds the BioMedBERT paper's Table 9 columns for rows
+    it beside the value; ``tables[NAME].labels`` renames metric columns. ``tables[NAME].paper: table9`` adds the BioMedBERT paper's Table 9 columns for rows
     labelled ``"<split>, top <k>"``.
     """
     from es_biomed.eval.table9 import PAPER_TABLE9, paper_value
@@ -255,7 +255,8 @@ def render_tables(table: ReproTable) -> dict[str, str]:
         head = [spec.get("row_header", "run")]
         if paper:
             head += ["paper ES MRR@5", "paper ES+BioMedBERT MRR@5", "paper ES MRR@10", "paper ES+BioMedBERT MRR@10"]
-        head += [f"{col} {m}" if col else m for col, m in cols]
+        labels = spec.get("labels", {})
+        head += [f"{col} {labels.get(m, m)}" if col else labels.get(m, m) for col, m in cols]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in rows:
             cells = [r]

@@ -62,8 +62,9 @@ def run_key(run: str, window: int) -> str:
 def table9_plans(plan: SearchPlan, windows: Sequence[int], depth: int) -> dict[str, SearchPlan]:
     """The plans of one Table 9: BM25 to ``depth`` hits, and per window the cosine and the tuned re-sorts.
 
-    The re-sorts return ``max(k, 10)`` hits, all inside the rescore window when ``k >= 10``, so hits below the
-    window (whose scores Elasticsearch leaves as they were) never mix with rescored ones.
+    The re-sorts return ``max(k, 10)`` hits, all inside the rescore window when ``k >= 10`` (the paper's windows
+    are 20 to 50). With a smaller window, hits below it would score ``0 * bm25 = 0`` in the cosine run, and the
+    engines break such ties in their own document order (the embedded engine keeps BM25's).
     """
     plans = {"bm25": plan.replace(mode="bm25", k=depth)}
     for w in windows:

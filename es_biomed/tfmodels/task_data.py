@@ -23,7 +23,6 @@ Encoders turn examples into :class:`Features` (ragged token ids, padded per batc
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from es_biomed.corpus.readers import read_json_file
 from es_biomed.errors import EsBiomedError, RecordError
 from es_biomed.tfmodels.retrieval import sha256_file
 
@@ -281,12 +281,7 @@ def read_squad(path: str | os.PathLike[str]) -> list[QaExample]:
     p = str(path)
     if not Path(p).is_file():
         raise EsBiomedError(f"{p}: no such file")
-    try:
-        data = json.loads(Path(p).read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise RecordError(p, "(file)", "(record)", f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise RecordError(p, exc.lineno, "(record)", f"malformed JSON: {exc.msg}") from None
+    data = read_json_file(p)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise RecordError(p, "(root)", "data", "expected a SQuAD object with a 'data' list")
     out: list[QaExample] = []

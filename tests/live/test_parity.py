@@ -146,7 +146,9 @@ def test_table9_plans_equal_the_embedded_engine(engine, cluster, embedded, encod
 
     vec = encoder.encode_queries([query])[0]
     base = SearchPlan(query, rescore_query_weight=75.0)
-    for name, plan in table9_plans(base, [4, 10], depth=12).items():
+    # windows >= 10 return only rescored hits (k = window); below a window every query_weight-0 hit scores 0, and
+    # the engines break those ties in their own doc order
+    for name, plan in table9_plans(base, [10, 12], depth=12).items():
         engine_hits = cluster.search(plan, vec).hits
         assert_same(engine_hits, embedded.search(plan, vec).hits)
 
