@@ -61,7 +61,8 @@ def test_eval_beir_pins_metrics(sample_index, tmp_path):
     result = json.loads(out.read_text())
     assert set(result["runs"]) == {"bm25", "bm25+rerank", "dense", "hybrid"}
     assert set(result["runs"]["bm25"]) == {"NDCG@10", "Recall@100", "MRR@10"}
-    assert out.with_suffix(".md").read_text().startswith("| run | NDCG@10 | Recall@100 | MRR@10 |")
+    # each metric with the p-value of its paired test against bm25
+    assert out.with_suffix(".md").read_text().startswith("| run | NDCG@10 | p | Recall@100 | p | MRR@10 | p |")
     got = {name: round(m["NDCG@10"], 3) for name, m in result["runs"].items()}
     assert got == PINNED_SAMPLE_NDCG10
 
