@@ -1,0 +1,145 @@
+"""Re-tune the cosine rescore's window and weight per encoder, on dev splits only, then score SciFact test once.
+
+The default preset (``es_biomed/query/presets.json``) was tuned for all-MiniLM-L6-v2 on all SciFact train
+claims. A stronger or fine-tuned encoder may want a larger cosine weight. This script reuses the evaluation
+indexes that ``training/eval_retrieval.py`` built (SciFact corpus and BioASQ dev contexts, one per encoder),
+scores a grid of ``window_size`` x ``rescore_query_weight`` (``score_mode: total``) on the SciFact dev claims
+(query-disjoint, held out of every training run), picks the best (ties within 0.0005: the smaller window, then
+the smaller weight), and reports for that choice and for the default preset:
+
+* SciFact dev NDCG@10 (the selection set), SciFact test NDCG@10 (scored once, never used to choose);
+* BioASQ dev MRR@10 at k = 20 and 50 (the paper's protocol on the held-out 7b questions; window = k).
+
+    .venv/bin/python training/tune_rescore.py ../shared/data --index-dir runs/eval-indexes \\
+        --output training/results/rescore_tuning.json
+
+Needs the indexes (``training/eval_retrieval.py`` makes them). Nothing here changes the shipped preset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from es_biomed.backends.embedded import EmbeddedIndex
+from es_biomed.corpus.bioasq import DEFAULT_DEV_FRACTION, load_bioasq, load_bioasq_split, split_by_question
+from es_biomed.corpus.readers import load_beir
+from es_biomed.eval.metrics import evaluate
+from es_biomed.query.plan import apply_rescore
+from es_biomed.query.presets import default_plan
+from es_biomed.traindata.sources import scifact_split
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval_retrieval import fast_encoder  # noqa: E402
+
+WINDOWS = (20, 30, 50, 100)
+WEIGHTS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0, 75.0, 100.0, 200.0, 1000.0)
+TIE = 0.0005
+
+
+def _first_pass(index: EmbeddedIndex, queries: dict[str, str], depth: int) -> dict[str, list[tuple[str, float]]]:
+    plan = default_plan(k=depth)
+    return {q: [(h.doc_id, h.score) for h in index.bm25(plan.replace(query=t), depth)] for q, t in queries.items()}
+
+
+def _rescored(first: dict, cos: dict, window: int, weight: float, k: int) -> dict[str, dict[str, float]]:
+    plan = default_plan(window_size=window, rescore_query_weight=weight, score_mode="total", k=k)
+    return {q: dict(apply_rescore(first[q][: max(window, k)], cos[q], plan)[:k]) for q in first}
+
+
+def _cosines(index: EmbeddedIndex, encoder: Any, queries: dict[str, str], first: dict) -> dict:
+    qids = list(queries)
+    vecs = encoder.encode_queries([queries[q] for q in qids], batch_size=64)
+    return {
+        q: {d: c + 1.0 for d, c in index.vector_scores(v, [d for d, _ in first[q]]).items()}
+        for q, v in zip(qids, vecs, strict=True)
+    }
+
+
+def tune(data: Path, index_dir: Path, name: str, sci_index: Path, bio_index: Path) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    sci = EmbeddedIndex(sci_index)
+    encoder = fast_encoder(sci.encoder_info["name"].removesuffix("-bf16"))
+    train = load_beir(data / "scifact", "train")
+    test = load_beir(data / "scifact", "test")
+    _, dev_ids = scifact_split(data / "scifact")
+    dev_q = {q: train.queries[q] for q in dev_ids if q in train.queries}
+    dev_qrels = {q: train.qrels[q] for q in dev_q}
+    depth = max(WINDOWS)
+    first_dev = _first_pass(sci, dev_q, depth)
+    cos_dev = _cosines(sci, encoder, dev_q, first_dev)
+    grid = []
+    for window, weight in itertools.product(WINDOWS, WEIGHTS):
+        ndcg = evaluate(dev_qrels, _rescored(first_dev, cos_dev, window, weight, 100), ["NDCG@10"])["NDCG@10"]
+        grid.append({"window_size": window, "rescore_query_weight": weight, "scifact_dev_ndcg10": ndcg})
+    top = max(g["scifact_dev_ndcg10"] for g in grid)
+    best = min(
+        (g for g in grid if g["scifact_dev_ndcg10"] >= top - TIE),
+        key=lambda g: (g["window_size"], g["rescore_query_weight"]),
+    )
+    preset = default_plan()
+    choices = {
+        "default": {"window_size": preset.window_size, "rescore_query_weight": preset.rescore_query_weight},
+        "tuned": {"window_size": best["window_size"], "rescore_query_weight": best["rescore_query_weight"]},
+    }
+    first_test = _first_pass(sci, test.queries, depth)
+    cos_test = _cosines(sci, encoder, test.queries, first_test)
+    bio_files = sorted((data / "bioasq").glob("BioASQ-train-factoid-7b.json"))
+    _, bio_dev = split_by_question(load_bioasq(bio_files, None).queries, DEFAULT_DEV_FRACTION)
+    bio = load_bioasq_split(bio_files, bio_dev)
+    bidx = EmbeddedIndex(bio_index)
+    bio_depth = 50 + max((len(v) for v in bio.ignore.values()), default=0)
+    first_bio = _first_pass(bidx, bio.queries, bio_depth)
+    cos_bio = _cosines(bidx, encoder, bio.queries, first_bio)
+    out: dict[str, Any] = {"encoder": sci.encoder_info["name"], "grid": grid}
+    for label, c in choices.items():
+        dev = evaluate(
+            dev_qrels, _rescored(first_dev, cos_dev, c["window_size"], c["rescore_query_weight"], 100), ["NDCG@10"]
+        )
+        tst = evaluate(
+            test.qrels, _rescored(first_test, cos_test, c["window_size"], c["rescore_query_weight"], 100), ["NDCG@10"]
+        )
+        b = {
+            f"k={k}": evaluate(
+                bio.qrels, _rescored(first_bio, cos_bio, k, c["rescore_query_weight"], k), ["MRR@10"], bio.ignore
+            )["MRR@10"]
+            for k in (20, 50)
+        }
+        out[label] = {
+            **c,
+            "scifact_dev_ndcg10": dev["NDCG@10"],
+            "scifact_test_ndcg10": tst["NDCG@10"],
+            "bioasq_dev_mrr10": b,
+        }
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    print(f"{name}: {json.dumps({k: out[k] for k in ('default', 'tuned')})}", flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data", type=Path, help="../shared/data")
+    ap.add_argument("--index-dir", type=Path, default=Path("runs/eval-indexes"))
+    ap.add_argument("--output", type=Path, required=True)
+    args = ap.parse_args(argv)
+    results = {}
+    for sci_index in sorted(args.index_dir.glob("scifact-test-*")):
+        suffix = sci_index.name.removeprefix("scifact-test-")
+        bio_index = args.index_dir / f"bioasq-dev-{suffix}"
+        if not bio_index.exists():
+            raise SystemExit(f"{bio_index} is missing: run training/eval_retrieval.py for this encoder first")
+        results[suffix] = tune(args.data, args.index_dir, suffix, sci_index, bio_index)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(
+        json.dumps({"tuned_on": "SciFact dev claims (query-disjoint)", "runs": results}, indent=1) + "\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
