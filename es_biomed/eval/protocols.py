@@ -264,7 +264,18 @@ def beir_evaluation(
         documents=index.count(),
         qrels_missing=missing,
     )
-    if distractors:
+    return _finish(result, config, runs, ds, run_output)
+
+
+def _finish(
+    result: dict[str, Any],
+    config: dict[str, Any],
+    runs: dict[str, Run],
+    ds: RetrievalSet,
+    run_output: str | os.PathLike[str] | None,
+) -> Evaluation:
+    """Add the pool's counts and the run files to ``config``, and put it in ``result``."""
+    if "distractors" in ds.stats:
         config["distractors"] = ds.stats["distractors"]
     if run_output is not None:
         config["run_files"] = write_runs(runs, run_output)
@@ -323,12 +334,7 @@ def table9_evaluation(
         queries=len(ds.queries),
         qrels_missing=missing,
     )
-    if distractors:
-        cfg["distractors"] = ds.stats["distractors"]
-    if run_output is not None:
-        cfg["run_files"] = write_runs(runs, run_output)
-    result["config"] = cfg
-    return Evaluation(result, runs, ds)
+    return _finish(result, cfg, runs, ds, run_output)
 
 
 def evaluate_bioasq(
