@@ -95,24 +95,13 @@ format_option = click.option(
 
 
 def expand_paths(values: tuple[str, ...] | list[str], param: str) -> list[str]:
-    """Expand the values of a repeatable path option: a value with ``*``, ``?`` or ``[`` is a glob pattern
-    (expanded here, sorted, so it may be quoted against the shell); every path must exist."""
-    import glob
+    """:func:`es_biomed.corpus.readers.expand_paths` for a repeatable option: a bad value is a usage error."""
+    from es_biomed.corpus.readers import expand_paths as expand
 
-    out: list[str] = []
-    for v in values:
-        if any(c in v for c in "*?["):
-            hits = sorted(glob.glob(v))
-            if not hits:
-                raise click.BadParameter(f"{v!r} matches no file", param_hint=param)
-            out.extend(hits)
-        else:
-            from pathlib import Path
-
-            if not Path(v).exists():
-                raise click.BadParameter(f"{v!r} does not exist", param_hint=param)
-            out.append(v)
-    return out
+    try:
+        return expand(values)
+    except FileNotFoundError as exc:
+        raise click.BadParameter(str(exc), param_hint=param) from None
 
 
 distractors_option = click.option(

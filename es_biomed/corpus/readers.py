@@ -14,7 +14,7 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +31,9 @@ __all__ = [
     "RejectSink",
     "MAX_RECORD_BYTES",
     "detect_format",
+    "expand_paths",
+    "load_questioned",
+    "QUESTION_FORMATS",
     "read_json_file",
     "iter_documents",
     "load_beir",
@@ -39,6 +42,8 @@ __all__ = [
 ]
 
 CorpusFormat = Literal["beir", "breathe", "cord19", "bioasq", "bioasq-golden", "pubmedqa"]
+#: Formats whose files also carry questions (read whole, by :func:`load_questioned`).
+QUESTION_FORMATS: tuple[CorpusFormat, ...] = ("bioasq", "bioasq-golden", "pubmedqa")
 #: Every format, for error messages and CLI choices.
 CORPUS_FORMATS: tuple[CorpusFormat, ...] = ("beir", "breathe", "cord19", "bioasq", "bioasq-golden", "pubmedqa")
 #: Formats read line by line, whose batches are byte ranges.
@@ -407,20 +412,52 @@ def iter_documents(
             on_error,
             sink,
         )
-    elif fmt == "bioasq":
-        from es_biomed.corpus.bioasq import load_bioasq
-
-        yield from _records(iter(load_bioasq([p]).corpus.values()), span)
-    elif fmt == "bioasq-golden":
-        from es_biomed.corpus.bioasq import load_bioasq_golden
-
-        yield from _records(iter(load_bioasq_golden([p]).corpus.values()), span)
-    elif fmt == "pubmedqa":
-        from es_biomed.corpus.pubmedqa import load_pubmedqa
-
-        yield from _records(iter(load_pubmedqa(p).corpus.values()), span)
+    elif fmt in QUESTION_FORMATS:
+        yield from _records(iter(load_questioned(p, fmt).corpus.values()), span)
     else:
         raise ValueError(f"unknown corpus format {fmt!r}; expected one of {', '.join(CORPUS_FORMATS)}")
+
+
+def expand_paths(values: Iterable[str]) -> list[str]:
+    """Corpus paths as given, with each glob pattern (a value with ``*``, ``?`` or ``[``) expanded and sorted, so
+    a quoted pattern needs no shell.
+
+    Raises:
+        FileNotFoundError: a pattern matches no file, or a path does not exist (the message names it).
+    """
+    import glob
+
+    out: list[str] = []
+    for v in values:
+        if any(c in v for c in "*?["):
+            hits = sorted(glob.glob(v))
+            if not hits:
+                raise FileNotFoundError(f"{v!r} matches no file")
+            out.extend(hits)
+        elif not Path(v).exists():
+            raise FileNotFoundError(f"file {v!r} does not exist")
+        else:
+            out.append(v)
+    return out
+
+
+def load_questioned(path: str | os.PathLike[str], fmt: CorpusFormat | None = None) -> RetrievalSet:
+    """Read any supported corpus; the formats that carry questions (:data:`QUESTION_FORMATS`) also return them,
+    as queries and qrels (BioASQ SQuAD with every pair kept, BioASQ golden snippets, PubMedQA)."""
+    fmt = fmt or detect_format(path)
+    if fmt == "bioasq":
+        from es_biomed.corpus.bioasq import load_bioasq
+
+        return load_bioasq([path], None)
+    if fmt == "bioasq-golden":
+        from es_biomed.corpus.bioasq import load_bioasq_golden
+
+        return load_bioasq_golden([path])
+    if fmt == "pubmedqa":
+        from es_biomed.corpus.pubmedqa import load_pubmedqa
+
+        return load_pubmedqa(path)
+    return RetrievalSet(corpus={d.id: d for d in iter_documents(path, fmt)}, queries={}, qrels={})
 
 
 def read_queries(path: str | os.PathLike[str]) -> dict[str, str]:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 
 from es_biomed.corpus.types import Qrels, Run
 
-__all__ = ["evaluate", "per_query", "parse_metric", "DEFAULT_METRICS"]
+__all__ = ["evaluate", "per_query", "average", "parse_metric", "DEFAULT_METRICS"]
 
 DEFAULT_METRICS = ("NDCG@10", "Recall@100", "MRR@10")
 _MEASURES = {"NDCG": "ndcg_cut", "RECALL": "recall", "P": "P", "MAP": "map_cut"}
@@ -83,6 +83,10 @@ def evaluate(
         {'MRR@10': 0.5, 'MRR@1': 0.0}
     """
     metrics = list(metrics)
-    pq = per_query(qrels, run, metrics, ignore)
+    return average(per_query(qrels, run, metrics, ignore), metrics)
+
+
+def average(pq: Mapping[str, Mapping[str, float]], metrics: Iterable[str]) -> dict[str, float]:
+    """Mean of each metric over the queries of a :func:`per_query` result (0.0 for no query)."""
     n = len(pq)
     return {m: (sum(v[m] for v in pq.values()) / n if n else 0.0) for m in metrics}

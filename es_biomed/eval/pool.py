@@ -24,29 +24,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from es_biomed.corpus.readers import detect_format, iter_documents
+from es_biomed.corpus.readers import load_questioned
 from es_biomed.corpus.types import Document, RetrievalSet
 from es_biomed.errors import RecordError
 
 __all__ = ["load_questioned", "add_distractors", "document_origin"]
-
-
-def load_questioned(path: str | os.PathLike[str]) -> RetrievalSet:
-    """Read any supported corpus; formats that carry questions also return them (queries and qrels)."""
-    fmt = detect_format(path)
-    if fmt == "bioasq":
-        from es_biomed.corpus.bioasq import load_bioasq
-
-        return load_bioasq([path], None)
-    if fmt == "bioasq-golden":
-        from es_biomed.corpus.bioasq import load_bioasq_golden
-
-        return load_bioasq_golden([path])
-    if fmt == "pubmedqa":
-        from es_biomed.corpus.pubmedqa import load_pubmedqa
-
-        return load_pubmedqa(path)
-    return RetrievalSet(corpus={d.id: d for d in iter_documents(path, fmt)}, queries={}, qrels={})
 
 
 def document_origin(doc: Document, fallback: str = "the evaluation set") -> str:

@@ -25,7 +25,7 @@ from es_biomed.corpus.readers import load_beir
 from es_biomed.corpus.types import RetrievalSet, Run
 from es_biomed.encode.base import Encoder
 from es_biomed.errors import PlanError
-from es_biomed.eval.metrics import per_query
+from es_biomed.eval.metrics import average, per_query
 from es_biomed.eval.pool import add_distractors
 from es_biomed.eval.table9 import TABLE9_METRICS, score_table9, table9_plans
 from es_biomed.ingest.local import index_documents
@@ -247,7 +247,7 @@ def beir_evaluation(
     runs = run_modes(index, ds, encoder, plans, show_progress, cross_encoder=scorer)
     pq = {name: per_query(ds.qrels, run, metrics) for name, run in runs.items()}
     result: dict[str, Any] = {
-        "runs": {name: _mean(vals, metrics) for name, vals in pq.items()},
+        "runs": {name: average(vals, metrics) for name, vals in pq.items()},
     }
     if significance and "bm25" in pq and len(pq) > 1:
         from es_biomed.eval.significance import compare_to_baseline
@@ -281,11 +281,6 @@ def _finish(
         config["run_files"] = write_runs(runs, run_output)
     result["config"] = config
     return Evaluation(result, runs, ds)
-
-
-def _mean(pq: Mapping[str, Mapping[str, float]], metrics: Sequence[str]) -> dict[str, float]:
-    n = len(pq)
-    return {m: (sum(v[m] for v in pq.values()) / n if n else 0.0) for m in metrics}
 
 
 def table9_evaluation(

@@ -78,6 +78,21 @@ def _all_pairs(base: Any, files: Any) -> Any:
     )
 
 
+def _delta_plot(ds: Any, bm25: Any, rerank: Any, metric: str, path: Path, at: str = "") -> Path:
+    """The sorted per-query ``metric`` difference of the rerank run against BM25 (``ds.ignore`` applied)."""
+    from es_biomed.eval.metrics import per_query
+    from es_biomed.eval.plots import plot_query_deltas
+
+    base, system = (per_query(ds.qrels, run, [metric], ds.ignore) for run in (bm25, rerank))
+    return plot_query_deltas(
+        {q: v[metric] for q, v in base.items()},
+        {q: v[metric] for q, v in system.items()},
+        path,
+        metric=metric,
+        label=f"bm25+rerank{at} − bm25",
+    )
+
+
 def _check_index(index: Any, corpus: int, where: str) -> None:
     held = index.count() if hasattr(index, "count") else corpus
     if held != corpus:
@@ -98,8 +113,7 @@ def build_report(cfg: ReportConfig, output: str | Path, show_progress: bool = Fa
     from es_biomed.corpus.bioasq import load_bioasq
     from es_biomed.encode.registry import load_document_encoder
     from es_biomed.eval.jaccard import DEFAULT_BUCKETS, DEFAULT_THRESHOLDS, jaccard_analysis
-    from es_biomed.eval.metrics import per_query
-    from es_biomed.eval.plots import plot_jaccard, plot_query_deltas
+    from es_biomed.eval.plots import plot_jaccard
     from es_biomed.eval.protocols import beir_evaluation, table9_evaluation
     from es_biomed.query.presets import default_plan
 
@@ -138,12 +152,8 @@ def build_report(cfg: ReportConfig, output: str | Path, show_progress: bool = Fa
             n_resamples=cfg.n_resamples,
         )
         _check_index(EmbeddedIndex(index), len(ev.ds.corpus), f"beir entry {b.name!r}")
-        pq = {n: per_query(ev.ds.qrels, ev.runs[n], ["NDCG@10"]) for n in ("bm25", "bm25+rerank")}
-        delta = plot_query_deltas(
-            {q: v["NDCG@10"] for q, v in pq["bm25"].items()},
-            {q: v["NDCG@10"] for q, v in pq["bm25+rerank"].items()},
-            out / "plots" / f"{b.name}-delta.png",
-            metric="NDCG@10",
+        delta = _delta_plot(
+            ev.ds, ev.runs["bm25"], ev.runs["bm25+rerank"], "NDCG@10", out / "plots" / f"{b.name}-delta.png"
         )
         jac = jaccard_analysis(
             ev.ds,
@@ -180,13 +190,8 @@ def build_report(cfg: ReportConfig, output: str | Path, show_progress: bool = Fa
         )
         jac["window"] = w
         analyses[e.name] = jac
-        pq = {n: per_query(ev.ds.qrels, runs[n], ["MRR@10"], ev.ds.ignore) for n in ("bm25", "bm25+rerank")}
-        delta = plot_query_deltas(
-            {q: v["MRR@10"] for q, v in pq["bm25"].items()},
-            {q: v["MRR@10"] for q, v in pq["bm25+rerank"].items()},
-            out / "plots" / f"{e.name}-delta.png",
-            metric="MRR@10",
-            label=f"bm25+rerank@{w} − bm25",
+        delta = _delta_plot(
+            ev.ds, runs["bm25"], runs["bm25+rerank"], "MRR@10", out / "plots" / f"{e.name}-delta.png", f"@{w}"
         )
         report["bioasq"][e.name] = {**ev.result, "jaccard": jac}
         report["plots"][f"{e.name}-delta"] = str(delta.relative_to(out))

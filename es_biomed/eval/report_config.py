@@ -21,13 +21,13 @@ Every problem is a :class:`ReportConfigError` naming the key (``bioasq[1].window
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from es_biomed.corpus.readers import expand_paths
 from es_biomed.errors import EsBiomedError
 
 __all__ = [
@@ -137,17 +137,10 @@ def _paths(value: Any, where: str, required: bool = False) -> tuple[str, ...]:
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ReportConfigError(f"{where}: expected a list of paths")
-    out: list[str] = []
-    for v in value:
-        if any(c in v for c in "*?["):
-            hits = sorted(glob.glob(v))
-            if not hits:
-                raise ReportConfigError(f"{where}: {v!r} matches no file")
-            out += hits
-        elif not Path(v).exists():
-            raise ReportConfigError(f"{where}: file {v!r} does not exist")
-        else:
-            out.append(v)
+    try:
+        out = expand_paths(value)
+    except FileNotFoundError as exc:
+        raise ReportConfigError(f"{where}: {exc}") from None
     if required and not out:
         raise ReportConfigError(f"{where}: at least one file is required")
     return tuple(out)

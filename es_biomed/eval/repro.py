@@ -225,9 +225,12 @@ def compare(table: ReproTable, conditions: Sequence[Condition], cwd: str | os.Pa
 
 
 def _p(v: float | None) -> str:
+    from es_biomed.eval.significance import format_p
+
     if v is None:
         return ""
-    return " (p<0.0001)" if v < 1e-4 else f" (p={v:.4f})"
+    cell = format_p({"p_value": v})
+    return f" (p{cell})" if cell.startswith("<") else f" (p={cell})"
 
 
 def render_tables(table: ReproTable) -> dict[str, str]:

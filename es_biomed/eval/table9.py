@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from es_biomed.corpus.types import RetrievalSet, Run
-from es_biomed.eval.metrics import per_query
+from es_biomed.eval.metrics import average, per_query
 from es_biomed.eval.significance import format_p
 from es_biomed.query.plan import SearchPlan
 
@@ -102,11 +102,7 @@ def score_table9(
         ``gain`` and ``significance`` leave out ``bm25``.
     """
     pq = {name: per_query(ds.qrels, run, TABLE9_METRICS, ds.ignore) for name, run in runs.items()}
-    n = len(pq["bm25"])
-    mean = {
-        name: {m: (sum(v[m] for v in vals.values()) / n if n else 0.0) for m in TABLE9_METRICS}
-        for name, vals in pq.items()
-    }
+    mean = {name: average(vals, TABLE9_METRICS) for name, vals in pq.items()}
     table: dict[str, dict[str, dict[str, float]]] = {r: {} for r in TABLE9_RUNS}
     gain: dict[str, dict[str, dict[str, float | None]]] = {r: {} for r in TABLE9_RUNS[1:]}
     for w in windows:
