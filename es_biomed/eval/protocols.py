@@ -245,7 +245,7 @@ def beir_evaluation(
         for name, mode in wanted.items()
     }
     runs = run_modes(index, ds, encoder, plans, show_progress, cross_encoder=scorer)
-    pq = {name: per_query(ds.qrels, run, metrics) for name, run in runs.items()}
+    pq = {name: per_query(ds.qrels, run, metrics, ds.ignore) for name, run in runs.items()}
     result: dict[str, Any] = {
         "runs": {name: average(vals, metrics) for name, vals in pq.items()},
     }

@@ -69,3 +69,26 @@ def test_distractors_pool_and_tests_against_bm25(tmp_path, toy_encoder):
         "dense.trec",
         "hybrid.trec",
     ]
+
+
+def test_documents_of_the_same_question_in_a_pool_are_not_counted(tmp_path, toy_encoder):
+    """A PubMedQA distractor whose question is an evaluated query's text: its document answers that query but is
+    unjudged, so it is dropped from the query's run before scoring (as the pool module documents)."""
+    d = _beir(tmp_path, [("q1", "c"), ("q2", "b")])
+    pq = tmp_path / "ori_pqal.json"
+    pq.write_text(json.dumps({"777": {"QUESTION": "Aspirin  FEVER", "CONTEXTS": ["aspirin fever aspirin fever"]}}))
+    plain = evaluate_beir(
+        d, tmp_path / "ix1", toy_encoder, SearchPlan("", mode="bm25"), modes=["bm25"], significance=None
+    )
+    pooled = evaluate_beir(
+        d,
+        tmp_path / "ix2",
+        toy_encoder,
+        SearchPlan("", mode="bm25"),
+        modes=["bm25"],
+        distractors=[pq],
+        significance=None,
+    )
+    assert pooled["config"]["distractors"]["same_question_ignored"] == 1
+    # with the document of the same question dropped, q1's ranking over the judged corpus is unchanged
+    assert pooled["runs"]["bm25"]["MRR@10"] == plain["runs"]["bm25"]["MRR@10"]
