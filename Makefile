@@ -12,15 +12,19 @@ DEMO_QUERY ?= Ribosomopathies have a low degree of cell and tissue specific path
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q --no-cache-dir --upgrade pip setuptools wheel
 
-# Stamps: one per extras set, rebuilt when setup.cfg changes.
-$(VENV)/.stamp-demo: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[torch,onnx,openvino,onnx-export,report]'
+# Stamps: one per extras set, rebuilt when setup.cfg changes. requirements/install.py is `pip install` with the least
+# disk at the peak: pip resolves first, then installs the heavy wheels (torch, CUDA libraries, TensorFlow) one at a
+# time, without its cache (a plain pip install of the test set needs about 8 GB more than the 8.2 GB it leaves).
+INSTALL = $(BIN)/python requirements/install.py $(BIN)/pip
+
+$(VENV)/.stamp-demo: setup.cfg pyproject.toml requirements/install.py | $(BIN)/python
+	$(INSTALL) -e '.[torch,onnx,openvino,onnx-export,report]'
 	touch $@
 
-$(VENV)/.stamp-test: setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[torch,tf,es,opensearch,onnx,openvino,onnx-export,train,workers,serve,report,dev]'
+$(VENV)/.stamp-test: setup.cfg pyproject.toml requirements/install.py | $(BIN)/python
+	$(INSTALL) -e '.[torch,tf,es,opensearch,onnx,openvino,onnx-export,train,workers,serve,report,dev]'
 	touch $@ $(VENV)/.stamp-demo
 
 demo: $(VENV)/.stamp-demo
@@ -84,9 +88,9 @@ ELAND_VENV := .venv-eland
 .PHONY: eland-env
 eland-env: $(ELAND_VENV)/.stamp
 
-$(ELAND_VENV)/.stamp: requirements/eland.txt
+$(ELAND_VENV)/.stamp: requirements/eland.txt requirements/install.py
 	test -x $(ELAND_VENV)/bin/python || $(PYTHON) -m venv $(ELAND_VENV)
-	$(ELAND_VENV)/bin/pip install -q --upgrade pip
-	$(ELAND_VENV)/bin/pip install -q -r requirements/eland.txt
+	$(ELAND_VENV)/bin/pip install -q --no-cache-dir --upgrade pip
+	$(ELAND_VENV)/bin/python requirements/install.py $(ELAND_VENV)/bin/pip -r requirements/eland.txt
 	$(ELAND_VENV)/bin/python -c "import eland, torch; print('eland', eland.__version__, 'torch', torch.__version__)"
 	touch $@
