@@ -61,61 +61,82 @@ def _cosines(index: EmbeddedIndex, encoder: Any, queries: dict[str, str], first:
     }
 
 
+class Splits:
+    """The selection and report sets: SciFact dev claims (query-disjoint), SciFact test, BioASQ 7b dev questions."""
+
+    def __init__(self, data: Path) -> None:
+        train = load_beir(data / "scifact", "train")
+        self.test = load_beir(data / "scifact", "test")
+        _, dev_ids = scifact_split(data / "scifact")
+        self.dev_q = {q: train.queries[q] for q in dev_ids if q in train.queries}
+        self.dev_qrels = {q: train.qrels[q] for q in self.dev_q}
+        bio_files = sorted((data / "bioasq").glob("BioASQ-train-factoid-7b.json"))
+        _, bio_dev = split_by_question(load_bioasq(bio_files, None).queries, DEFAULT_DEV_FRACTION)
+        self.bio = load_bioasq_split(bio_files, bio_dev)
+        self.bio_depth = 50 + max((len(v) for v in self.bio.ignore.values()), default=0)
+
+    def first_passes(self, sci: EmbeddedIndex, bio: EmbeddedIndex) -> dict[str, dict]:
+        """BM25 per split (the same for every encoder): ``dev``, ``test`` (top 100) and ``bio``."""
+        return {
+            "dev": _first_pass(sci, self.dev_q, max(WINDOWS)),
+            "test": _first_pass(sci, self.test.queries, max(WINDOWS)),
+            "bio": _first_pass(bio, self.bio.queries, self.bio_depth),
+        }
+
+    def queries(self, split: str) -> dict[str, str]:
+        return {"dev": self.dev_q, "test": self.test.queries, "bio": self.bio.queries}[split]
+
+    def score(self, first: dict, cos: dict, window: int, weight: float) -> dict[str, Any]:
+        """SciFact dev and test NDCG@10 at (window, weight); BioASQ dev MRR@10 at k = window = 20 and 50."""
+        return {
+            "window_size": window,
+            "rescore_query_weight": weight,
+            "scifact_dev_ndcg10": evaluate(
+                self.dev_qrels, _rescored(first["dev"], cos["dev"], window, weight, 100), ["NDCG@10"]
+            )["NDCG@10"],
+            "scifact_test_ndcg10": evaluate(
+                self.test.qrels, _rescored(first["test"], cos["test"], window, weight, 100), ["NDCG@10"]
+            )["NDCG@10"],
+            "bioasq_dev_mrr10": {
+                f"k={k}": evaluate(
+                    self.bio.qrels, _rescored(first["bio"], cos["bio"], k, weight, k), ["MRR@10"], self.bio.ignore
+                )["MRR@10"]
+                for k in (20, 50)
+            },
+        }
+
+    def select(self, first: dict, cos: dict) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The dev grid, and the default preset's and the dev-best choice's scores (SciFact test never chooses)."""
+        grid = []
+        for window, weight in itertools.product(WINDOWS, WEIGHTS):
+            run = _rescored(first["dev"], cos["dev"], window, weight, 100)
+            ndcg = evaluate(self.dev_qrels, run, ["NDCG@10"])["NDCG@10"]
+            grid.append({"window_size": window, "rescore_query_weight": weight, "scifact_dev_ndcg10": ndcg})
+        top = max(g["scifact_dev_ndcg10"] for g in grid)
+        best = min(
+            (g for g in grid if g["scifact_dev_ndcg10"] >= top - TIE),
+            key=lambda g: (g["window_size"], g["rescore_query_weight"]),
+        )
+        preset = default_plan()
+        return grid, {
+            "default": self.score(first, cos, preset.window_size, preset.rescore_query_weight),
+            "tuned": self.score(first, cos, best["window_size"], best["rescore_query_weight"]),
+        }
+
+
 def tune(data: Path, index_dir: Path, name: str, sci_index: Path, bio_index: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     sci = EmbeddedIndex(sci_index)
     encoder = fast_encoder(sci.encoder_info["name"].removesuffix("-bf16"))
-    train = load_beir(data / "scifact", "train")
-    test = load_beir(data / "scifact", "test")
-    _, dev_ids = scifact_split(data / "scifact")
-    dev_q = {q: train.queries[q] for q in dev_ids if q in train.queries}
-    dev_qrels = {q: train.qrels[q] for q in dev_q}
-    depth = max(WINDOWS)
-    first_dev = _first_pass(sci, dev_q, depth)
-    cos_dev = _cosines(sci, encoder, dev_q, first_dev)
-    grid = []
-    for window, weight in itertools.product(WINDOWS, WEIGHTS):
-        ndcg = evaluate(dev_qrels, _rescored(first_dev, cos_dev, window, weight, 100), ["NDCG@10"])["NDCG@10"]
-        grid.append({"window_size": window, "rescore_query_weight": weight, "scifact_dev_ndcg10": ndcg})
-    top = max(g["scifact_dev_ndcg10"] for g in grid)
-    best = min(
-        (g for g in grid if g["scifact_dev_ndcg10"] >= top - TIE),
-        key=lambda g: (g["window_size"], g["rescore_query_weight"]),
-    )
-    preset = default_plan()
-    choices = {
-        "default": {"window_size": preset.window_size, "rescore_query_weight": preset.rescore_query_weight},
-        "tuned": {"window_size": best["window_size"], "rescore_query_weight": best["rescore_query_weight"]},
-    }
-    first_test = _first_pass(sci, test.queries, depth)
-    cos_test = _cosines(sci, encoder, test.queries, first_test)
-    bio_files = sorted((data / "bioasq").glob("BioASQ-train-factoid-7b.json"))
-    _, bio_dev = split_by_question(load_bioasq(bio_files, None).queries, DEFAULT_DEV_FRACTION)
-    bio = load_bioasq_split(bio_files, bio_dev)
+    splits = Splits(data)
     bidx = EmbeddedIndex(bio_index)
-    bio_depth = 50 + max((len(v) for v in bio.ignore.values()), default=0)
-    first_bio = _first_pass(bidx, bio.queries, bio_depth)
-    cos_bio = _cosines(bidx, encoder, bio.queries, first_bio)
-    out: dict[str, Any] = {"encoder": sci.encoder_info["name"], "grid": grid}
-    for label, c in choices.items():
-        dev = evaluate(
-            dev_qrels, _rescored(first_dev, cos_dev, c["window_size"], c["rescore_query_weight"], 100), ["NDCG@10"]
-        )
-        tst = evaluate(
-            test.qrels, _rescored(first_test, cos_test, c["window_size"], c["rescore_query_weight"], 100), ["NDCG@10"]
-        )
-        b = {
-            f"k={k}": evaluate(
-                bio.qrels, _rescored(first_bio, cos_bio, k, c["rescore_query_weight"], k), ["MRR@10"], bio.ignore
-            )["MRR@10"]
-            for k in (20, 50)
-        }
-        out[label] = {
-            **c,
-            "scifact_dev_ndcg10": dev["NDCG@10"],
-            "scifact_test_ndcg10": tst["NDCG@10"],
-            "bioasq_dev_mrr10": b,
-        }
+    first = splits.first_passes(sci, bidx)
+    cos = {
+        split: _cosines(sci if split != "bio" else bidx, encoder, splits.queries(split), first[split])
+        for split in first
+    }
+    grid, choices = splits.select(first, cos)
+    out: dict[str, Any] = {"encoder": sci.encoder_info["name"], "grid": grid, **choices}
     out["seconds"] = round(time.perf_counter() - t0, 1)
     print(f"{name}: {json.dumps({k: out[k] for k in ('default', 'tuned')})}", flush=True)
     return out
