@@ -1,0 +1,158 @@
+"""Two other inputs to the cosine rescore, selected on dev only as ``tune_rescore.py`` does (issue 12 attempts).
+
+``ensemble``: the rescore's cosine is the mean of several encoders' cosines (each from its own evaluation index,
+so every document vector is the one that encoder indexed). Every combination of the given encoders is scored.
+
+``windows``: 71 % of SciFact abstracts are longer than MiniLM's 256 tokens, so the rescore sees only their start.
+Each abstract longer than ``--words`` words is also cut into windows of that many words (``--overlap`` shared,
+each prefixed with the title); a document's cosine is the best of passage 0 (title + abstract, as indexed) and its
+windows (MaxP).
+
+For each variant the grid of ``tune_rescore.py`` is scored on the SciFact dev claims, the dev-best choice and the
+default preset are then scored on SciFact test (once) and on BioASQ dev (MRR@10, k = 20 and 50).
+
+    .venv/bin/python training/rescore_variants.py ensemble ../shared/data --index-dir runs/eval-indexes \\
+        --member ft1=runs/bi/minilm/seed-1/fp16 --member ft2=runs/bi/minilm-s23/seed-2/fp16 \\
+        --member mpnet=all-mpnet-base-v2 --member minilm=all-MiniLM-L6-v2 \\
+        --output training/results/rescore_ensembles.json
+    .venv/bin/python training/rescore_variants.py windows ../shared/data --index-dir runs/eval-indexes \\
+        --encoder all-MiniLM-L6-v2 --words 128 --overlap 64 --output training/results/rescore_windows.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from es_biomed.backends.embedded import EmbeddedIndex
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval_retrieval import fast_encoder  # noqa: E402
+from tune_rescore import Splits, _cosines  # noqa: E402
+
+
+def _indexes(index_dir: Path, encoder: Any) -> tuple[EmbeddedIndex, EmbeddedIndex]:
+    """The SciFact and BioASQ-dev evaluation indexes built with ``encoder`` (``eval_retrieval.py`` makes them)."""
+    fingerprint = encoder.info.fingerprint
+    found = sorted(index_dir.glob(f"scifact-test-*-{fingerprint}"))
+    if not found:
+        raise SystemExit(f"no scifact-test-*-{fingerprint} under {index_dir}: run training/eval_retrieval.py first")
+    bio = index_dir / found[0].name.replace("scifact-test-", "bioasq-dev-", 1)
+    if not bio.exists():
+        raise SystemExit(f"{bio} is missing: run training/eval_retrieval.py for this encoder first")
+    return EmbeddedIndex(found[0]), EmbeddedIndex(bio)
+
+
+def _all_cosines(splits: Splits, first: dict, encoder: Any, sci: EmbeddedIndex, bio: EmbeddedIndex) -> dict:
+    return {s: _cosines(bio if s == "bio" else sci, encoder, splits.queries(s), first[s]) for s in first}
+
+
+def ensemble(splits: Splits, index_dir: Path, members: dict[str, str]) -> dict[str, Any]:
+    cos, first = {}, None
+    for name, model in members.items():
+        encoder = fast_encoder(model)
+        sci, bio = _indexes(index_dir, encoder)
+        first = first or splits.first_passes(sci, bio)
+        cos[name] = _all_cosines(splits, first, encoder, sci, bio)
+    out = {}
+    for r in range(1, len(members) + 1):
+        for combo in itertools.combinations(members, r):
+            mean = {
+                s: {
+                    q: {d: float(np.mean([cos[m][s][q][d] for m in combo])) for d in cos[combo[0]][s][q]}
+                    for q in first[s]
+                }
+                for s in first
+            }
+            _, choices = splits.select(first, mean)
+            out["+".join(combo)] = choices
+            print("+".join(combo), json.dumps(choices), flush=True)
+    return {"members": members, "runs": out}
+
+
+def abstract_windows(title: str, abstract: str, words: int, overlap: int) -> list[str]:
+    """Windows of ``words`` words of an abstract longer than that, ``overlap`` shared, each prefixed with the title."""
+    tokens = abstract.split()
+    if len(tokens) <= words:
+        return []
+    out, start = [], 0
+    while True:
+        chunk = " ".join(tokens[start : start + words])
+        out.append(f"{title} {chunk}" if title else chunk)
+        if start + words >= len(tokens):
+            return out
+        start += words - overlap
+
+
+def windows(splits: Splits, index_dir: Path, model: str, words: int, overlap: int) -> dict[str, Any]:
+    encoder = fast_encoder(model)
+    sci, bio = _indexes(index_dir, encoder)
+    first = splits.first_passes(sci, bio)
+    base = _all_cosines(splits, first, encoder, sci, bio)  # cosine + 1 of passage 0
+    per_doc: dict[str, dict[str, np.ndarray]] = {}
+    counts = {}
+    for corpus_name, corpus in (("sci", splits.test.corpus), ("bio", splits.bio.corpus)):
+        texts, owners = [], []
+        for doc in corpus.values():
+            for text in abstract_windows(doc.title, doc.abstract, words, overlap):
+                texts.append(text)
+                owners.append(doc.id)
+        vecs = encoder.encode_documents(texts, batch_size=32) if texts else np.zeros((0, encoder.info.dims))
+        vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        grouped: dict[str, list[np.ndarray]] = {}
+        for owner, vec in zip(owners, vecs, strict=True):
+            grouped.setdefault(owner, []).append(vec)
+        per_doc[corpus_name] = {d: np.stack(v) for d, v in grouped.items()}
+        counts[corpus_name] = {"documents_cut": len(grouped), "windows": len(texts), "documents": len(corpus)}
+    cos = {}
+    for s in first:
+        mats = per_doc["bio" if s == "bio" else "sci"]
+        queries = splits.queries(s)
+        qv = dict(zip(queries, encoder.encode_queries(list(queries.values()), batch_size=64), strict=True))
+        cos[s] = {}
+        for q, scores in base[s].items():
+            v = np.asarray(qv[q], dtype=np.float32)
+            v = v / np.linalg.norm(v)
+            cos[s][q] = {d: max(c, float(np.max(mats[d] @ v)) + 1.0) if d in mats else c for d, c in scores.items()}
+    _, passage0 = splits.select(first, base)
+    _, maxp = splits.select(first, cos)
+    return {"encoder": model, "words": words, "overlap": overlap, "counts": counts, "passage0": passage0, "maxp": maxp}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("variant", choices=["ensemble", "windows"])
+    ap.add_argument("data", type=Path, help="../shared/data")
+    ap.add_argument("--index-dir", type=Path, default=Path("runs/eval-indexes"))
+    ap.add_argument("--member", action="append", default=[], help="ensemble: NAME=MODEL (a registered name or dir)")
+    ap.add_argument("--encoder", default="all-MiniLM-L6-v2", help="windows: the encoder")
+    ap.add_argument("--words", type=int, default=128)
+    ap.add_argument("--overlap", type=int, default=64)
+    ap.add_argument("--output", type=Path, required=True)
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    splits = Splits(args.data)
+    if args.variant == "ensemble":
+        members = dict(m.split("=", 1) for m in args.member if "=" in m)
+        if len(members) < 2 or len(members) != len(args.member):
+            ap.error("ensemble needs two or more --member NAME=MODEL")
+        result = ensemble(splits, args.index_dir, members)
+    else:
+        if not 0 <= args.overlap < args.words:
+            ap.error(f"need 0 <= --overlap < --words, got {args.overlap}, {args.words}")
+        result = windows(splits, args.index_dir, args.encoder, args.words, args.overlap)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"tuned_on": "SciFact dev claims (query-disjoint)", **result}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
