@@ -7,7 +7,8 @@ skip names them, as ``@pytest.mark.needs`` does for the features :class:`~es_bio
 knows (it has no inference property yet, so the check is here). With a node that has them, set
 ``ES_BIOMED_RERANK_MODEL_ID`` (the trained model id that ``eland_import_hub_model --task-type text_similarity``
 uploaded) and ``ES_BIOMED_RERANK_MODEL_DIR`` (the same cross-encoder as a local model directory).
-OpenSearch is skipped: es-biomed refuses ``rerank_ce`` there (ml-commons' rerank processor is not set up).
+On OpenSearch es-biomed refuses ``rerank_ce`` (ml-commons' rerank processor is not set up): the test there asserts
+that refusal, before any request, and that the index still answers the same plan without the cross-encoder stage.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from es_biomed.backends.analysis import AnalyzerConfig
 from es_biomed.backends.embedded import EmbeddedIndex
 from es_biomed.corpus import Document
+from es_biomed.errors import PlanError
 from es_biomed.query import SearchPlan
 from es_biomed.query.cross_stage import search_with_cross_encoder
 from es_biomed.query.es_compile import compile_search, rerank_endpoint_request
@@ -46,12 +48,9 @@ DOCS = [
 @pytest.fixture
 def ml_node(engine, caps):  # type: ignore[no-untyped-def]
     """Skip unless the node can run ``rerank_ce``, naming everything it lacks (``@pytest.mark.needs`` would stop at
-    the first feature it knows, lang-painless)."""
+    the first feature it knows, lang-painless). On OpenSearch it yields None: the test asserts the refusal."""
     if caps.engine != "elasticsearch":
-        pytest.skip(
-            f"{caps.engine} {caps.version} node lacks a rerank_ce compilation: es-biomed refuses it on OpenSearch "
-            "(ml-commons' rerank search response processor)"
-        )
+        return None
     missing = [] if caps.scripts else [WHY_MISSING["scripts"]]  # the cosine rescore under the reranker
     missing += [why for module, why in ML_MODULES.items() if module not in caps.modules]
     if (caps.license or "") not in ("enterprise", "trial"):
@@ -68,33 +67,64 @@ def ml_node(engine, caps):  # type: ignore[no-untyped-def]
     return model_id, model_dir
 
 
+def _plan(ce_weight: float, cross_encoder: str) -> SearchPlan:
+    """BM25 top 6, the cosine rescore, then the cross-encoder over the top 5."""
+    return SearchPlan(
+        "aspirin stroke",
+        k=5,
+        window_size=6,
+        rescore_query_weight=2.0,
+        mode="rerank_ce",
+        ce_window=5,
+        ce_weight=ce_weight,
+        cross_encoder=cross_encoder,
+    )
+
+
+def _embedded(tmp_path, encoder, text_analyzer) -> EmbeddedIndex:  # type: ignore[no-untyped-def]
+    """DOCS in the embedded engine, analysed as the cluster index is."""
+    analyzer = AnalyzerConfig(stopwords=False, stemmer="") if text_analyzer == "standard" else None
+    idx = EmbeddedIndex.create(tmp_path / "ix", encoder.info, analyzer=analyzer)
+    with idx.writer() as w:
+        w.add(DOCS, encoder)
+    return idx
+
+
 @pytest.mark.parametrize("ce_weight", [1.0, 0.5])
 def test_text_similarity_reranker_equals_the_embedded_stage(
     engine, ml_node, make_backend, text_analyzer, tmp_path, ce_weight
 ):
     from es_biomed.encode.cross_encoder import load_cross_encoder
 
-    model_id, model_dir = ml_node
     encoder = KeywordEncoder(VOCAB, name="toy-rerank-ce")
     be = make_backend()
     be.setup(encoder.info, analyzer=text_analyzer)
     assert be.index_documents(DOCS, encoder).ok == len(DOCS)
+    if ml_node is None:  # OpenSearch: refused by name before anything is sent; the rescore alone still runs
+        plan = _plan(ce_weight, "unused")
+        vec = encoder.encode_queries([plan.query])[0]
+        with pytest.raises(PlanError, match="rerank_ce in OpenSearch needs ml-commons' rerank search response"):
+            be.search(plan, vec)
+        if not be.capabilities().scripts:
+            pytest.skip(f"OpenSearch refused rerank_ce by name; the rescore check needs {WHY_MISSING['scripts']}")
+        rerank = plan.replace(mode="rerank", cross_encoder=None)
+        got = [h.doc_id for h in be.search(rerank, vec).hits]
+        want = [h.doc_id for h in _embedded(tmp_path, encoder, text_analyzer).search(rerank, vec).hits]
+        assert got == want and got[0] == "d5", (got, want)  # d5: aspirin and stroke alone, the shortest such text
+        return
+    model_id, model_dir = ml_node
     inference_id = f"es-biomed-test-{uuid.uuid4().hex[:8]}"
     req = rerank_endpoint_request(inference_id, model_id)
     headers = {"accept": "application/json", "content-type": "application/json"}
     be.client.perform_request(req.method, "/" + req.path, headers=headers, body=req.body)
     try:
-        plan = SearchPlan("aspirin stroke", k=5, window_size=6, rescore_query_weight=2.0, mode="rerank_ce")
-        plan = plan.replace(ce_window=5, ce_weight=ce_weight, cross_encoder=model_dir)
+        plan = _plan(ce_weight, model_dir)
         vec = encoder.encode_queries([plan.query])[0]
         body = compile_search(plan, list(vec), inference_id=inference_id, ce_field="abstract", passages=be.passages)
         resp = be.client.search(index=be.alias, body=body)
         got = [(h["_id"], h["_score"]) for h in resp["hits"]["hits"]]
 
-        analyzer = AnalyzerConfig(stopwords=False, stemmer="") if text_analyzer == "standard" else None
-        idx = EmbeddedIndex.create(tmp_path / "ix", encoder.info, analyzer=analyzer)
-        with idx.writer() as w:
-            w.add(DOCS, encoder)
+        idx = _embedded(tmp_path, encoder, text_analyzer)
         want = search_with_cross_encoder(idx, plan, vec, load_cross_encoder(model_dir)).hits
         assert [d for d, _ in got] == [h.doc_id for h in want], (got, want)
         assert [s for _, s in got] == pytest.approx([h.score for h in want], rel=1e-3)
