@@ -9,6 +9,10 @@ Both tests pair the two systems query by query on the differences ``d_q = system
 * ``"t-test"``: Student's paired t-test (``scipy.stats.ttest_rel``).
 
 All p-values are two-sided. scipy is imported lazily (the ``report`` extra).
+
+:func:`compare_to_baseline` tests several runs on several metrics (Table 9: 2 re-sorts x 4 windows x 2 metrics),
+so it also gives each test its Holm-Bonferroni adjusted p-value (:func:`holm`) over that family, ``p_holm``:
+a test with ``p_holm < alpha`` is significant with the family-wise error rate held at ``alpha``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any, Literal
 
 from es_biomed.errors import require
 
-__all__ = ["PairedTest", "paired_test", "compare_to_baseline", "format_p", "METHODS"]
+__all__ = ["PairedTest", "paired_test", "compare_to_baseline", "holm", "format_p", "METHODS"]
 
 Method = Literal["randomization", "t-test"]
 METHODS: tuple[str, ...] = ("randomization", "t-test")
@@ -146,6 +150,24 @@ def paired_test(
     return PairedTest(method, metric, n, base_mean, sys_mean, sys_mean - base_mean, p)
 
 
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (Holm 1979), in the input order.
+
+    Sorted ascending, the i-th smallest p (0-based) of m becomes ``max over j <= i of min(1, (m - j) * p_(j))``.
+
+    Example:
+        >>> holm([0.01, 0.04, 0.03])
+        [0.03, 0.06, 0.06]
+    """
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [0.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = round(running, 12)
+    return adjusted
+
+
 def compare_to_baseline(
     per_query: Mapping[str, Mapping[str, Mapping[str, float]]],
     baseline: str = "bm25",
@@ -166,7 +188,8 @@ def compare_to_baseline(
         seed: Seed of the randomization test.
 
     Returns:
-        ``{run_name: {metric: PairedTest.to_dict()}}`` for every run but the baseline, in ``per_query``'s order.
+        ``{run_name: {metric: PairedTest.to_dict() + {"p_holm": ..., "family": m}}}`` for every run but the
+        baseline, in ``per_query``'s order; ``p_holm`` is :func:`holm` over all ``m`` tests of this call.
 
     Raises:
         ValueError: ``baseline`` is not a run, it has no queries, a query lacks a metric, or the runs'
@@ -199,4 +222,8 @@ def compare_to_baseline(
             except ValueError as exc:
                 raise ValueError(f"run {run!r} vs baseline {baseline!r}, metric {metric!r}: {exc}") from exc
             out[run][metric] = res.to_dict()
+    tests = [t for per_metric in out.values() for t in per_metric.values()]
+    for t, adjusted in zip(tests, holm([t["p_value"] for t in tests]), strict=True):
+        t["p_holm"] = adjusted
+        t["family"] = len(tests)
     return out

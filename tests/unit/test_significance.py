@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from es_biomed.errors import MissingDependencyError
-from es_biomed.eval.significance import PairedTest, compare_to_baseline, paired_test
+from es_biomed.eval.significance import PairedTest, compare_to_baseline, holm, paired_test
 
 
 def test_exact_randomization_all_positive():
@@ -139,20 +139,41 @@ def test_compare_to_baseline_layout():
     assert list(out) == ["dense", "hybrid"]
     assert list(out["dense"]) == ["NDCG@10", "MRR@10"]  # metrics of bm25's first query, in order
     dense = out["dense"]["NDCG@10"]
-    assert (
-        dense
-        == paired_test(
-            {q: v["NDCG@10"] for q, v in PER_QUERY["bm25"].items()},
-            {q: v["NDCG@10"] for q, v in PER_QUERY["dense"].items()},
-            metric="NDCG@10",
-        ).to_dict()
-    )
+    assert {k: v for k, v in dense.items() if k not in ("p_holm", "family")} == paired_test(
+        {q: v["NDCG@10"] for q, v in PER_QUERY["bm25"].items()},
+        {q: v["NDCG@10"] for q, v in PER_QUERY["dense"].items()},
+        metric="NDCG@10",
+    ).to_dict()
+    # Holm over the family of 4 tests: p = (0.25, 1, 1, 1) -> 4 * 0.25 = 1 for the smallest, 1 for the rest
+    assert [t["p_holm"] for r in out.values() for t in r.values()] == [1.0, 1.0, 1.0, 1.0]
+    assert {t["family"] for r in out.values() for t in r.values()} == {4}
     assert dense["delta"] == pytest.approx(1.0) and dense["p_value"] == pytest.approx(0.25)  # d = (1, 1, 1)
     assert out["dense"]["MRR@10"]["p_value"] == 1.0  # identical MRR
     # hybrid MRR: d = (1, 0, 0); signed sums +-1 -> |mean| >= 1/3 in all 8 assignments -> p = 1
     assert out["hybrid"]["MRR@10"]["p_value"] == pytest.approx(1.0)
     ttest = compare_to_baseline(PER_QUERY, metrics=["MRR@10"], method="t-test")
     assert list(ttest["hybrid"]) == ["MRR@10"] and ttest["hybrid"]["MRR@10"]["method"] == "t-test"
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.03, 0.04 of m = 3: 3 * 0.01 = 0.03; 2 * 0.03 = 0.06; 1 * 0.04 = 0.04 -> max so far 0.06
+    assert holm([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]
+    assert holm([0.004, 0.6]) == [0.008, 0.6]
+    assert holm([0.3, 0.3, 0.3, 0.9]) == [1.0, 1.0, 1.0, 1.0]  # capped at 1
+    assert holm([]) == [] and holm([0.02]) == [0.02]
+
+
+def test_compare_to_baseline_holm_family():
+    # dense NDCG d = (1, 1, 1): exact p = 2/8; with a 2-query t-test family the adjustment is visible
+    pq = {
+        "bm25": {"a": {"m": 0.0}, "b": {"m": 0.0}, "c": {"m": 0.0}, "d": {"m": 0.0}},
+        "up": {"a": {"m": 1.0}, "b": {"m": 1.0}, "c": {"m": 1.0}, "d": {"m": 1.0}},
+        "same": {"a": {"m": 0.0}, "b": {"m": 0.0}, "c": {"m": 0.0}, "d": {"m": 0.0}},
+    }
+    out = compare_to_baseline(pq)
+    assert out["up"]["m"]["p_value"] == pytest.approx(2 / 16)  # exact: 2 of 16 sign assignments as extreme
+    assert out["up"]["m"]["p_holm"] == pytest.approx(2 * 2 / 16) and out["same"]["m"]["p_holm"] == 1.0
+    assert out["up"]["m"]["family"] == 2
 
 
 def test_compare_to_baseline_errors():
