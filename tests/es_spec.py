@@ -33,6 +33,7 @@ PUT_SCRIPT = "#/components/requestBodies/put_script/content/application~1json/sc
 SEARCH_TEMPLATE = "#/components/requestBodies/search_template/content/application~1json/schema"
 BULK_ACTION = "#/components/schemas/_global.bulk.OperationContainer"
 PIPELINE = "#/components/schemas/ingest._types.Pipeline"
+REINDEX = "#/components/requestBodies/reindex/content/application~1json/schema"
 
 
 def _load_spec() -> dict[str, Any]:
@@ -96,10 +97,17 @@ def _flatten(
     return flat
 
 
+#: Request bodies the spec gives inline under ``paths`` (not in ``components``), copied there under these names.
+INLINE_BODIES = {"reindex": ("/_reindex", "post")}
+
+
 @lru_cache(maxsize=1)
 def components() -> dict[str, Any]:
-    comps = copy.deepcopy(_load_spec()["components"])
+    spec = _load_spec()
+    comps = copy.deepcopy(spec["components"])
     schemas = comps["schemas"]
+    for name, (path, method) in INLINE_BODIES.items():
+        comps["requestBodies"].setdefault(name, copy.deepcopy(spec["paths"][path][method]["requestBody"]))
 
     def container_fix(n: dict[str, Any]) -> None:
         for m in n.get("allOf", []):

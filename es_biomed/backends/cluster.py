@@ -50,7 +50,8 @@ from es_biomed.errors import (
     EncoderMismatchError,
     PlanError,
 )
-from es_biomed.query.es_compile import compile_search
+from es_biomed.query.cross_stage import document_text
+from es_biomed.query.es_compile import CE_TEXT_FIELD, compile_search
 from es_biomed.query.plan import SearchPlan, apply_rescore, reciprocal_rank_fusion
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "ClusterBackend",
     "document_source",
     "bulk_actions",
+    "reindex_body",
     "redact",
 ]
 
@@ -134,12 +136,16 @@ class ClusterConfig:
 
 
 def document_source(
-    doc: Document, passage_vectors: np.ndarray | None, passage_texts: Sequence[str] = ()
+    doc: Document, passage_vectors: np.ndarray | None, passage_texts: Sequence[str] = (), ce_text: bool = False
 ) -> dict[str, Any]:
-    """The ``_source`` of a document: fields, ``embedding`` (passage 0) and nested ``passages``."""
+    """The ``_source`` of a document: fields, ``embedding`` (passage 0) and nested ``passages``; with ``ce_text``
+    also ``ce_text``, the ``title + ". " + abstract`` that ``rerank_ce``'s cross-encoder reads in Elasticsearch
+    (:func:`~es_biomed.query.cross_stage.document_text`, the text the embedded engine's stage scores)."""
     src: dict[str, Any] = {k: v for k, v in doc.to_json().items() if v not in ("", [])}
     if doc.year is not None:
         src["year"] = doc.year
+    if ce_text and (doc.title or doc.abstract):
+        src[CE_TEXT_FIELD] = document_text(src)
     if passage_vectors is not None and len(passage_vectors):
         vecs = [[float(x) for x in row] for row in np.asarray(passage_vectors, dtype=np.float32)]
         src["embedding"] = vecs[0]
@@ -148,11 +154,33 @@ def document_source(
 
 
 def bulk_actions(
-    docs: Iterable[Document], blocks: Iterable[np.ndarray | None], texts: Iterable[Sequence[str]], index: str
+    docs: Iterable[Document],
+    blocks: Iterable[np.ndarray | None],
+    texts: Iterable[Sequence[str]],
+    index: str,
+    ce_text: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """``index`` actions with deterministic ``_id`` (the document id): re-running a batch overwrites."""
     for doc, vecs, ptexts in zip(docs, blocks, texts, strict=True):
-        yield {"_op_type": "index", "_index": index, "_id": doc.id, "_source": document_source(doc, vecs, ptexts)}
+        src = document_source(doc, vecs, ptexts, ce_text)
+        yield {"_op_type": "index", "_index": index, "_id": doc.id, "_source": src}
+
+
+#: Painless for ``_reindex`` into an Elasticsearch version that maps ``ce_text``: what :func:`document_source` sets.
+CE_TEXT_SCRIPT = (
+    "if (ctx._source.ce_text == null) { String t = ctx._source.title == null ? '' : ctx._source.title; "
+    "String a = ctx._source.abstract == null ? '' : ctx._source.abstract; "
+    "if (!t.isEmpty() || !a.isEmpty()) { ctx._source.ce_text = t.isEmpty() ? a : (a.isEmpty() ? t : t + '. ' + a); } }"
+)
+
+
+def reindex_body(alias: str, dest: str, engine: str, scripts: bool = True) -> dict[str, Any]:
+    """The ``_reindex`` body that copies ``alias`` into ``dest``; on Elasticsearch with Painless (``scripts``) it
+    fills ``ce_text`` where an older version lacks it (:data:`CE_TEXT_SCRIPT`), so ``rerank_ce`` works on the copy."""
+    body: dict[str, Any] = {"source": {"index": alias}, "dest": {"index": dest}}
+    if engine == "elasticsearch" and scripts:
+        body["script"] = {"lang": "painless", "source": CE_TEXT_SCRIPT}
+    return body
 
 
 @dataclass
@@ -354,7 +382,8 @@ class ClusterBackend:
         caps = self.capabilities()
         analyzer = analyzer or self.default_analyzer()
         if pipeline_model_id:
-            self._call(self.client.ingest.put_pipeline, id=PIPELINE_ID, body=ingest_pipeline(pipeline_model_id))
+            pipeline = ingest_pipeline(pipeline_model_id, ce_text=self.engine == "elasticsearch")
+            self._call(self.client.ingest.put_pipeline, id=PIPELINE_ID, body=pipeline)
         body = self._template(enc, index_options, analyzer, PIPELINE_ID if pipeline_model_id else None)
         self._call(self.client.indices.put_index_template, name=self.template_name(), body=body)
         search_template: bool | str = False
@@ -448,7 +477,7 @@ class ClusterBackend:
         self._call(self.client.indices.create, index=new)
         started = self._call(
             self.client.reindex,
-            body={"source": {"index": self.alias}, "dest": {"index": new}},
+            body=reindex_body(self.alias, new, self.engine, self.capabilities().scripts),
             wait_for_completion=False,
             refresh=True,
         )
@@ -507,6 +536,11 @@ class ClusterBackend:
             raise ClusterError(f"alias {self.alias!r} does not exist; run `es-biomed {self._cli()} setup` first")
         return self._call(self.client.indices.get_mapping, index=index)[index]["mappings"]  # type: ignore[no-any-return]
 
+    def has_ce_text(self) -> bool:
+        """Whether the current index maps ``ce_text`` (Elasticsearch indices made by this template do; OpenSearch
+        refuses ``rerank_ce``, and its template has no such field)."""
+        return CE_TEXT_FIELD in self._mapping().get("properties", {})
+
     def encoder_meta(self) -> dict[str, Any]:
         """The encoder recorded in the mapping's ``_meta``, with the mapped vector dims."""
         mappings = self._mapping()
@@ -559,13 +593,14 @@ class ClusterBackend:
         """
         helpers = self.dialect.helpers()
         self.check_encoder(encoder.info)
+        ce_text = self.has_ce_text()
         t0 = time.perf_counter()
         report = BulkReport()
         batch: list[Document] = []
 
         def flush() -> None:
             texts, blocks = embed_passages(batch, encoder, self.passage_config, encode_batch_size)
-            actions = bulk_actions(batch, blocks, texts, self.alias)
+            actions = bulk_actions(batch, blocks, texts, self.alias, ce_text)
             stream = helpers.streaming_bulk(
                 self.client,
                 actions,
@@ -628,7 +663,17 @@ class ClusterBackend:
         return int(self._call(self.client.count, index=self.alias)["count"])
 
     def request(self, plan: SearchPlan, query_vector: Any = None) -> dict[str, Any]:
-        """The exact ``_search`` body this backend sends for ``plan`` (in-cluster modes)."""
+        """The exact ``_search`` body this backend sends for ``plan`` (in-cluster modes).
+
+        Raises:
+            PlanError: ``rerank_ce`` on an Elasticsearch index without ``ce_text`` (made before that field).
+        """
+        if plan.mode == "rerank_ce" and self.engine == "elasticsearch" and not self.has_ce_text():
+            raise PlanError(
+                f"rerank_ce reads {CE_TEXT_FIELD!r}, which {self.indices()[-1]} (alias {self.alias!r}) does not map: "
+                f"it was made before that field; `es-biomed {self._cli()} reindex` copies it into a new version "
+                f"that has it"
+            )
         return compile_search(plan, query_vector, dialect=self.engine, passages=self.passages)  # type: ignore[arg-type]
 
     def _needs_scripts(self, plan: SearchPlan) -> None:

@@ -123,9 +123,12 @@ def search_template_source(engine: str = "elasticsearch") -> str:
     return (mappings_dir() / folder / f"{SEARCH_TEMPLATE_ID}.mustache").read_text()
 
 
-def ingest_pipeline(model_id: str) -> dict[str, Any]:
-    """The in-cluster embedding pipeline for a model uploaded with eland."""
+def ingest_pipeline(model_id: str, ce_text: bool = True) -> dict[str, Any]:
+    """The in-cluster embedding pipeline for a model uploaded with eland; without ``ce_text`` (an index template
+    that has no such field, as OpenSearch's) the processor that sets it (tagged ``ce_text``) is left out."""
     body = copy.deepcopy(_load_json(f"pipelines/{PIPELINE_ID}.json"))
+    if not ce_text:
+        body["processors"] = [p for p in body["processors"] if p.get("script", {}).get("tag") != "ce_text"]
     for proc in body["processors"]:
         if "inference" in proc:
             proc["inference"]["model_id"] = model_id

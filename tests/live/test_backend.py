@@ -267,7 +267,7 @@ def test_ingest_pipeline_output_fits_the_strict_mapping(engine, make_backend, to
 
     be = make_backend()
     be.setup(toy_encoder.info, analyzer=text_analyzer)
-    body = ingest_pipeline("my-model")
+    body = ingest_pipeline("my-model", ce_text=engine == "elasticsearch")  # as setup() installs it
     procs = []
     for p in body["processors"]:
         if "inference" in p:
@@ -284,6 +284,7 @@ def test_ingest_pipeline_output_fits_the_strict_mapping(engine, make_backend, to
     doc = sim["docs"][0]["doc"]["_source"]
     assert "model_id" not in doc and "es_biomed_text" not in doc
     assert doc["passages"] == [{"text": "aspirin fever", "embedding": [1.0, 0.0, 0.0, 0.0]}]
+    assert doc.get("ce_text") == ("aspirin. fever" if engine == "elasticsearch" else None)
     be.client.index(index=be.alias, id="p1", body=doc, refresh=True)
     assert be.count() == 1
 

@@ -14,6 +14,7 @@ that refusal, before any request, and that the index still answers the same plan
 from __future__ import annotations
 
 import os
+import re
 import uuid
 
 import pytest
@@ -23,7 +24,7 @@ from es_biomed.backends.embedded import EmbeddedIndex
 from es_biomed.corpus import Document
 from es_biomed.errors import PlanError
 from es_biomed.query import SearchPlan
-from es_biomed.query.cross_stage import search_with_cross_encoder
+from es_biomed.query.cross_stage import document_text, search_with_cross_encoder
 from es_biomed.query.es_compile import compile_search, rerank_endpoint_request
 from tests.conftest import KeywordEncoder
 from tests.live.conftest import NOT_ON_CENTRAL, WHY_MISSING
@@ -34,7 +35,6 @@ ML_MODULES = {
     "x-pack-inference": "x-pack-inference (rerank inference endpoints, the text_similarity_reranker retriever)",
 }
 VOCAB = ["aspirin", "fever", "heart", "stroke", "statin"]
-# no titles: the text the embedded engine scores (title ". " abstract) is then exactly the abstract field ES reads
 DOCS = [
     Document(id="d1", abstract="aspirin lowers fever in adults with a viral infection"),
     Document(id="d2", abstract="aspirin after a stroke of the heart reduces recurrence"),
@@ -90,6 +90,56 @@ def _embedded(tmp_path, encoder, text_analyzer) -> EmbeddedIndex:  # type: ignor
     return idx
 
 
+def test_ce_text_holds_what_the_cross_encoder_reads(engine, make_backend, text_analyzer):
+    """Elasticsearch documents carry ``ce_text`` = title ". " abstract (the embedded stage's text); OpenSearch, which
+    refuses rerank_ce, stores none (its strict mapping has no such field)."""
+    encoder = KeywordEncoder(VOCAB, name="toy-ce-text")
+    be = make_backend()
+    be.setup(encoder.info, analyzer=text_analyzer)
+    docs = [
+        Document(id="t1", title="Aspirin and stroke", abstract="low dose aspirin prevents a second stroke"),
+        Document(id="t2", title="Statin", abstract=""),
+        Document(id="t3", abstract="fever in children"),
+    ]
+    assert be.index_documents(docs, encoder).ok == 3
+    got = {d: src.get("ce_text") for d, src in be.get(["t1", "t2", "t3"]).items()}
+    if engine == "elasticsearch":
+        assert be.has_ce_text()
+        assert got == {
+            "t1": "Aspirin and stroke. low dose aspirin prevents a second stroke",
+            "t2": "Statin",
+            "t3": "fever in children",
+        }
+        assert got["t1"] == document_text({"title": docs[0].title, "abstract": docs[0].abstract})
+    else:
+        assert not be.has_ce_text() and got == {"t1": None, "t2": None, "t3": None}
+
+
+def test_an_index_made_before_ce_text_still_ingests_and_rerank_ce_names_the_fix(engine, make_backend, text_analyzer):
+    """An index whose strict mapping predates ``ce_text`` (made here from today's template minus that field):
+    documents still index (the field is sent only where mapped) and ``rerank_ce`` is refused naming the reindex."""
+    from es_biomed.backends.es_mappings import index_template, versioned_index
+
+    encoder = KeywordEncoder(VOCAB, name="toy-old-index")
+    be = make_backend()
+    template = index_template(encoder.info.dims, encoder.info.to_dict(), engine=engine, analyzer=text_analyzer)
+    template["template"]["mappings"]["properties"].pop("ce_text", None)
+    be.client.indices.create(
+        index=versioned_index(be.alias, 1),
+        body={**template["template"], "aliases": {be.alias: {"is_write_index": True}}},
+    )
+    assert not be.has_ce_text()
+    assert be.index_documents(DOCS, encoder).ok == len(DOCS)
+    vec = encoder.encode_queries(["aspirin stroke"])[0]
+    want = (
+        "does not map: it was made before that field; `es-biomed es reindex`"
+        if engine == "elasticsearch"
+        else ("rerank_ce in OpenSearch needs ml-commons")
+    )
+    with pytest.raises(PlanError, match=re.escape(want)):
+        be.request(_plan(1.0, "unused"), vec)  # the body search() sends (before it checks for lang-painless)
+
+
 @pytest.mark.parametrize("ce_weight", [1.0, 0.5])
 def test_text_similarity_reranker_equals_the_embedded_stage(
     engine, ml_node, make_backend, text_analyzer, tmp_path, ce_weight
@@ -120,7 +170,7 @@ def test_text_similarity_reranker_equals_the_embedded_stage(
     try:
         plan = _plan(ce_weight, model_dir)
         vec = encoder.encode_queries([plan.query])[0]
-        body = compile_search(plan, list(vec), inference_id=inference_id, ce_field="abstract", passages=be.passages)
+        body = compile_search(plan, list(vec), inference_id=inference_id, passages=be.passages)  # reads ce_text
         resp = be.client.search(index=be.alias, body=body)
         got = [(h["_id"], h["_score"]) for h in resp["hits"]["hits"]]
 

@@ -224,7 +224,8 @@ def test_index_template_validates_and_carries_dims_and_encoder():
 def test_ingest_pipeline_validates():
     body = ingest_pipeline("my-model")
     assert es_spec.errors(body, es_spec.PIPELINE) == []
-    assert body["processors"][1]["inference"]["model_id"] == "my-model"
+    (inference,) = [p["inference"] for p in body["processors"] if "inference" in p]
+    assert inference["model_id"] == "my-model"
 
 
 def test_bulk_action_lines_validate_and_ids_are_deterministic():
@@ -246,6 +247,41 @@ def test_bulk_action_lines_validate_and_ids_are_deterministic():
         {"text": "T b b b", "embedding": [0.0, 1.0]},
     ]
     assert es_spec.errors({"indexx": {"_index": "x"}}, es_spec.BULK_ACTION)
+
+
+def test_ce_text_in_the_source_template_pipeline_and_reindex():
+    """rerank_ce's cross-encoder reads ce_text: title ". " abstract, the embedded stage's text (document_text)."""
+    from es_biomed.backends.cluster import CE_TEXT_SCRIPT, reindex_body
+
+    doc = Document(id="d", title="Aspirin", abstract="It thins blood.", body="long text")
+    assert document_source(doc, None, ce_text=True)["ce_text"] == "Aspirin. It thins blood."
+    assert "ce_text" not in document_source(doc, None)  # OpenSearch, and indices made before the field
+    assert document_source(Document(id="t", title="Only a title"), None, ce_text=True)["ce_text"] == "Only a title"
+    assert "ce_text" not in document_source(Document(id="b", body="body only"), None, ce_text=True)
+    (action,) = bulk_actions([doc], [None], [[]], "es-biomed", ce_text=True)
+    assert action["_source"]["ce_text"] == "Aspirin. It thins blood."
+
+    es_props = index_template(384)["template"]["mappings"]["properties"]
+    assert es_props["ce_text"] == {"type": "text", "index": False}  # stored in _source, never searched
+    assert "ce_text" not in index_template(384, engine="opensearch")["template"]["mappings"]["properties"]
+    pipeline = ingest_pipeline("m")
+    (ce,) = [p["script"] for p in pipeline["processors"] if p.get("script", {}).get("tag") == "ce_text"]
+    assert "ctx.ce_text = t.isEmpty() ? a : (a.isEmpty() ? t : t + '. ' + a)" in ce["source"]
+    assert es_spec.errors(pipeline, es_spec.PIPELINE) == []
+    without = ingest_pipeline("m", ce_text=False)
+    assert len(without["processors"]) == len(pipeline["processors"]) - 1
+    assert "ce_text" not in json.dumps(without["processors"]) and es_spec.errors(without, es_spec.PIPELINE) == []
+
+    body = reindex_body("es-biomed", "es-biomed-v2", "elasticsearch")
+    assert es_spec.errors(body, es_spec.REINDEX) == []
+    assert body["script"] == {"lang": "painless", "source": CE_TEXT_SCRIPT}
+    assert "ctx._source.ce_text == null" in CE_TEXT_SCRIPT  # a version that has it keeps it
+    assert reindex_body("es-biomed", "es-biomed-v2", "opensearch") == {
+        "source": {"index": "es-biomed"},
+        "dest": {"index": "es-biomed-v2"},
+    }
+    assert "script" not in reindex_body("a", "a-v2", "elasticsearch", scripts=False)  # no lang-painless
+    assert es_spec.errors({**body, "scriptt": {}}, es_spec.REINDEX)
 
 
 def test_opensearch_dialect():
