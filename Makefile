@@ -16,7 +16,7 @@ $(BIN)/python:
 
 # Stamps: one per extras set, rebuilt when setup.cfg changes. requirements/install.py is `pip install` with the least
 # disk at the peak: pip resolves first, then installs the heavy wheels (torch, CUDA libraries, TensorFlow) one at a
-# time, without its cache (a plain pip install of the test set needs about 8 GB more than the 8.2 GB it leaves).
+# time, without its cache (measured: the peak is 0.4 GB above the 8.2 GB the test set leaves).
 INSTALL = $(BIN)/python requirements/install.py $(BIN)/pip
 
 $(VENV)/.stamp-demo: setup.cfg pyproject.toml requirements/install.py | $(BIN)/python
