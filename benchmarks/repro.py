@@ -172,7 +172,15 @@ def _dump(data: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     import yaml
 
-    from es_biomed.eval.repro import actual, compare, load_repro, render_tables, run_conditions, update_readme
+    from es_biomed.eval.repro import (
+        actual,
+        compare,
+        document_precision,
+        load_repro,
+        render_tables,
+        run_conditions,
+        update_readme,
+    )
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -193,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         conds = table.select(None if args.tier == "all" else [args.tier])
         if not args.no_run:
             run_conditions(conds, REPO)
-        problems = compare(table, conds, REPO)
+        precision = document_precision()
+        problems = compare(table, conds, REPO, precision)
+        print(f"document vectors embedded in {precision} on this machine")
         for p in problems:
             print(p)
         print(f"{len(conds) - len({p.split(':')[0] for p in problems})} of {len(conds)} conditions reproduced")
@@ -202,11 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.run:
             run_conditions(table.conditions, REPO)
         data = yaml.safe_load(YAML.read_text())
+        fp32 = document_precision() == "fp32"  # a machine without bf16 records into each condition's fp32 block
         for c, raw in zip(table.conditions, data["conditions"], strict=True):
             metrics, ps = actual(c, REPO)
-            raw["expected"] = {m: round(v, 4) for m, v in metrics.items()}
+            target = raw.setdefault("fp32", {}) if fp32 else raw
+            target["expected"] = {m: round(v, 4) for m, v in metrics.items()}
             if ps:
-                raw["p_expected"] = {m: round(v, 4) for m, v in ps.items()}
+                target["p_expected"] = {m: round(v, 4) for m, v in ps.items()}
         _dump(data)
         return 0
     tables = render_tables(table)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from es_biomed.eval.repro import compare, load_repro, run_conditions
+from es_biomed.eval.repro import compare, document_precision, load_repro, run_conditions
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -14,5 +14,5 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 def test_every_condition_reproduces(shared_data):
     table = load_repro(REPO / "benchmarks" / "repro.yaml")
     run_conditions(table.conditions, REPO)
-    problems = compare(table, table.conditions, REPO)
+    problems = compare(table, table.conditions, REPO, document_precision())
     assert problems == [], "\n".join(problems)

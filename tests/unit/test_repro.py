@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from es_biomed.eval.repro import compare, load_repro, render_tables, update_readme
+from es_biomed.eval.repro import ReproError, compare, load_repro, render_tables, update_readme
 from tests.conftest import REPO
 
 YAML = """\
@@ -56,6 +56,41 @@ def test_compare_flags_only_drift_beyond_the_tolerance(setup):
     cwd, table = setup
     # 0.50049 is within 0.0005 of 0.5000; 0.6006 is 0.0006 off; the p-value 0.015 is within 0.01 of 0.01
     assert compare(table, table.conditions, cwd) == ["t/bm25+rerank: NDCG@10 expected 0.6000, got 0.6006"]
+
+
+def test_fp32_figures_apply_to_fp32_document_vectors_only(tmp_path):
+    (tmp_path / "out.json").write_text(
+        json.dumps({"runs": {"dense": {"NDCG@10": 0.8329, "MRR@10": 0.8090}}, "significance": {}})
+    )
+    (tmp_path / "r.yaml").write_text(
+        "conditions:\n"
+        "  - name: s/dense\n    command: 'true'\n    output: out.json\n    path: runs.dense\n"
+        "    expected: {NDCG@10: 0.8333, MRR@10: 0.8097}\n"
+        "    fp32: {expected: {MRR@10: 0.8090}}\n"
+    )
+    table = load_repro(tmp_path / "r.yaml")
+    (c,) = table.conditions
+    assert c.wanted("fp32") == ({"NDCG@10": 0.8333, "MRR@10": 0.8090}, {})  # NDCG@10 keeps the bf16 figure
+    # on fp32 only MRR@10 has its own figure; NDCG 0.8329 is within 0.0005 of 0.8333
+    assert compare(table, table.conditions, tmp_path, "fp32") == []
+    assert compare(table, table.conditions, tmp_path, "bf16") == ["s/dense: MRR@10 expected 0.8097, got 0.8090"]
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ("fp32: [1]", "conditions[0].fp32: expected a mapping with expected and/or p_expected"),
+        ("fp32: {expectd: {MRR@10: 1}}", "conditions[0].fp32: expected a mapping"),
+        ("fp32: {expected: {P@5: 1}}", "conditions[0].fp32.expected.P@5: not among the condition's expected"),
+    ],
+)
+def test_fp32_block_errors(tmp_path, block, message):
+    (tmp_path / "r.yaml").write_text(
+        "conditions:\n  - name: s\n    command: 'true'\n    output: o.json\n    path: runs.x\n"
+        f"    expected: {{MRR@10: 0.5}}\n    {block}\n"
+    )
+    with pytest.raises(ReproError, match=re.escape(message)):
+        load_repro(tmp_path / "r.yaml")
 
 
 def test_render_and_update_readme(setup, tmp_path):
