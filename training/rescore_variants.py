@@ -32,10 +32,12 @@ from typing import Any
 import numpy as np
 
 from es_biomed.backends.embedded import EmbeddedIndex
+from es_biomed.corpus.passages import PassageConfig, split_passages
+from es_biomed.corpus.types import Document
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eval_retrieval import fast_encoder  # noqa: E402
-from tune_rescore import Splits, _cosines  # noqa: E402
+from tune_rescore import Splits  # noqa: E402
 
 
 def _indexes(index_dir: Path, encoder: Any) -> tuple[EmbeddedIndex, EmbeddedIndex]:
@@ -50,17 +52,13 @@ def _indexes(index_dir: Path, encoder: Any) -> tuple[EmbeddedIndex, EmbeddedInde
     return EmbeddedIndex(found[0]), EmbeddedIndex(bio)
 
 
-def _all_cosines(splits: Splits, first: dict, encoder: Any, sci: EmbeddedIndex, bio: EmbeddedIndex) -> dict:
-    return {s: _cosines(bio if s == "bio" else sci, encoder, splits.queries(s), first[s]) for s in first}
-
-
 def ensemble(splits: Splits, index_dir: Path, members: dict[str, str]) -> dict[str, Any]:
     cos, first = {}, None
     for name, model in members.items():
         encoder = fast_encoder(model)
         sci, bio = _indexes(index_dir, encoder)
         first = first or splits.first_passes(sci, bio)
-        cos[name] = _all_cosines(splits, first, encoder, sci, bio)
+        cos[name] = splits.cosines(encoder, sci, bio, first)
     out = {}
     for r in range(1, len(members) + 1):
         for combo in itertools.combinations(members, r):
@@ -78,24 +76,19 @@ def ensemble(splits: Splits, index_dir: Path, members: dict[str, str]) -> dict[s
 
 
 def abstract_windows(title: str, abstract: str, words: int, overlap: int) -> list[str]:
-    """Windows of ``words`` words of an abstract longer than that, ``overlap`` shared, each prefixed with the title."""
-    tokens = abstract.split()
-    if len(tokens) <= words:
+    """Windows of ``words`` words of an abstract longer than that, ``overlap`` shared, each prefixed with the title:
+    the index's body windows (:func:`~es_biomed.corpus.passages.split_passages`) cut from the abstract."""
+    if len(abstract.split()) <= words:
         return []
-    out, start = [], 0
-    while True:
-        chunk = " ".join(tokens[start : start + words])
-        out.append(f"{title} {chunk}" if title else chunk)
-        if start + words >= len(tokens):
-            return out
-        start += words - overlap
+    doc = Document(id="window", title=title, body=abstract)
+    return split_passages(doc, PassageConfig(max_words=words, overlap=overlap))[1 if title else 0 :]
 
 
 def windows(splits: Splits, index_dir: Path, model: str, words: int, overlap: int) -> dict[str, Any]:
     encoder = fast_encoder(model)
     sci, bio = _indexes(index_dir, encoder)
     first = splits.first_passes(sci, bio)
-    base = _all_cosines(splits, first, encoder, sci, bio)  # cosine + 1 of passage 0
+    base = splits.cosines(encoder, sci, bio, first)  # cosine + 1 of passage 0
     per_doc: dict[str, dict[str, np.ndarray]] = {}
     counts = {}
     for corpus_name, corpus in (("sci", splits.test.corpus), ("bio", splits.bio.corpus)):

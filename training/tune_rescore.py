@@ -86,6 +86,10 @@ class Splits:
     def queries(self, split: str) -> dict[str, str]:
         return {"dev": self.dev_q, "test": self.test.queries, "bio": self.bio.queries}[split]
 
+    def cosines(self, encoder: Any, sci: EmbeddedIndex, bio: EmbeddedIndex, first: dict) -> dict[str, dict]:
+        """``cosine + 1`` of every first-pass hit, per split (``bio`` from the BioASQ index, the rest from SciFact's)."""
+        return {s: _cosines(bio if s == "bio" else sci, encoder, self.queries(s), first[s]) for s in first}
+
     def score(self, first: dict, cos: dict, window: int, weight: float) -> dict[str, Any]:
         """SciFact dev and test NDCG@10 at (window, weight); BioASQ dev MRR@10 at k = window = 20 and 50."""
         return {
@@ -131,10 +135,7 @@ def tune(data: Path, index_dir: Path, name: str, sci_index: Path, bio_index: Pat
     splits = Splits(data)
     bidx = EmbeddedIndex(bio_index)
     first = splits.first_passes(sci, bidx)
-    cos = {
-        split: _cosines(sci if split != "bio" else bidx, encoder, splits.queries(split), first[split])
-        for split in first
-    }
+    cos = splits.cosines(encoder, sci, bidx, first)
     grid, choices = splits.select(first, cos)
     out: dict[str, Any] = {"encoder": sci.encoder_info["name"], "grid": grid, **choices}
     out["seconds"] = round(time.perf_counter() - t0, 1)
