@@ -35,6 +35,7 @@ from es_biomed.backends.es_mappings import (
     PIPELINE_ID,
     SEARCH_TEMPLATE_ID,
     TEMPLATE_NAME,
+    ce_text_painless,
     index_template,
     ingest_pipeline,
     search_template_source,
@@ -167,11 +168,7 @@ def bulk_actions(
 
 
 #: Painless for ``_reindex`` into an Elasticsearch version that maps ``ce_text``: what :func:`document_source` sets.
-CE_TEXT_SCRIPT = (
-    "if (ctx._source.ce_text == null) { String t = ctx._source.title == null ? '' : ctx._source.title; "
-    "String a = ctx._source.abstract == null ? '' : ctx._source.abstract; "
-    "if (!t.isEmpty() || !a.isEmpty()) { ctx._source.ce_text = t.isEmpty() ? a : (a.isEmpty() ? t : t + '. ' + a); } }"
-)
+CE_TEXT_SCRIPT = f"if (ctx._source.ce_text == null) {{ {ce_text_painless('ctx._source')} }}"
 
 
 def reindex_body(alias: str, dest: str, engine: str, scripts: bool = True) -> dict[str, Any]:
@@ -242,6 +239,7 @@ class ClusterBackend:
         self.dialect = get_dialect(dialect) if isinstance(dialect, str) else dialect
         self.config = config
         self._caps: Capabilities | None = None
+        self._ce_text = False  # the current index maps ce_text (a yes is kept; a no is asked again)
         self._info: dict[str, Any] | None = None
         self._notices: set[str] = set()
 
@@ -502,6 +500,7 @@ class ClusterBackend:
         actions: list[dict[str, Any]] = [{"remove": {"index": i, "alias": self.alias}} for i in old]
         actions.append({"add": {"index": new, "alias": self.alias, "is_write_index": True}})
         self._call(self.client.indices.update_aliases, body={"actions": actions})
+        self._ce_text = False  # the alias now points at another index
         if delete_old:
             for i in old:
                 self._call(self.client.indices.delete, index=i)
@@ -520,6 +519,7 @@ class ClusterBackend:
         names = [versioned_index(self.alias, v) for v in self._versions()]
         for name in names:
             self._call(self.client.indices.delete, index=name)
+        self._ce_text = False
         try:
             self._call(self.client.indices.delete_index_template, name=self.template_name())
         except self.dialect.not_found():
@@ -538,8 +538,11 @@ class ClusterBackend:
 
     def has_ce_text(self) -> bool:
         """Whether the current index maps ``ce_text`` (Elasticsearch indices made by this template do; OpenSearch
-        refuses ``rerank_ce``, and its template has no such field)."""
-        return CE_TEXT_FIELD in self._mapping().get("properties", {})
+        refuses ``rerank_ce``, and its template has no such field). A yes is remembered, so a ``rerank_ce`` search
+        costs no mapping request; a no is asked again (a reindex elsewhere may add the field)."""
+        if not self._ce_text:
+            self._ce_text = CE_TEXT_FIELD in self._mapping().get("properties", {})
+        return self._ce_text
 
     def encoder_meta(self) -> dict[str, Any]:
         """The encoder recorded in the mapping's ``_meta``, with the mapped vector dims."""

@@ -25,6 +25,7 @@ __all__ = [
     "index_template",
     "search_template_source",
     "ingest_pipeline",
+    "ce_text_painless",
     "template_priority",
     "TEXT_ANALYZERS",
     "versioned_index",
@@ -123,12 +124,23 @@ def search_template_source(engine: str = "elasticsearch") -> str:
     return (mappings_dir() / folder / f"{SEARCH_TEMPLATE_ID}.mustache").read_text()
 
 
+def ce_text_painless(doc: str = "ctx") -> str:
+    """Painless that sets ``<doc>.ce_text`` to what :func:`~es_biomed.query.cross_stage.document_text` gives
+    (``title + ". " + abstract``, or the one that is not empty; nothing when both are): ``ctx`` in an ingest
+    pipeline, ``ctx._source`` in a ``_reindex`` script."""
+    return (
+        f"String t = {doc}.title == null ? '' : {doc}.title; String a = {doc}.abstract == null ? '' : {doc}.abstract; "
+        f"if (!t.isEmpty() || !a.isEmpty()) {{ {doc}.ce_text = t.isEmpty() ? a : (a.isEmpty() ? t : t + '. ' + a); }}"
+    )
+
+
 def ingest_pipeline(model_id: str, ce_text: bool = True) -> dict[str, Any]:
-    """The in-cluster embedding pipeline for a model uploaded with eland; without ``ce_text`` (an index template
-    that has no such field, as OpenSearch's) the processor that sets it (tagged ``ce_text``) is left out."""
+    """The in-cluster embedding pipeline for a model uploaded with eland; with ``ce_text`` (Elasticsearch's
+    template maps the field; OpenSearch's does not) a script processor tagged ``ce_text`` sets it, second."""
     body = copy.deepcopy(_load_json(f"pipelines/{PIPELINE_ID}.json"))
-    if not ce_text:
-        body["processors"] = [p for p in body["processors"] if p.get("script", {}).get("tag") != "ce_text"]
+    if ce_text:
+        script = {"tag": "ce_text", "lang": "painless", "source": ce_text_painless()}
+        body["processors"].insert(1, {"script": script})
     for proc in body["processors"]:
         if "inference" in proc:
             proc["inference"]["model_id"] = model_id
