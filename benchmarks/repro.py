@@ -5,7 +5,7 @@
     python benchmarks/repro.py check --no-run        # compare the outputs already on disk
     python benchmarks/repro.py record                # write the current outputs' values into the YAML
     python benchmarks/repro.py tables [--check]      # regenerate the README's tables (or fail if they differ)
-    python benchmarks/repro.py init                  # rebuild the condition list (then `record`)
+    python benchmarks/repro.py init                  # rebuild the condition list, keeping recorded figures
 
 All logic lives in es_biomed.eval.repro; this file only parses arguments, and `init` holds the list of commands.
 """
@@ -135,10 +135,12 @@ def _init() -> dict:
                     "row": label + row,
                 }
             )
+    conds += _encoder_conditions()
     return {
         "tolerance": 0.0005,
         "p_tolerance": 0.01,
         "tables": {
+            **{f"encoder-{e}": {"row_header": "split", "cells": "column"} for e in SHIPPED_ENCODERS},
             "table9-own": {"paper": "table9", "row_header": "split, k"},
             "table9-pool": {"paper": "table9", "row_header": "split, k"},
             "qa-e2e": {
@@ -153,6 +155,103 @@ def _init() -> dict:
         },
         "conditions": conds,
     }
+
+
+# The encoders a fresh clone has (shipped, or fetched from PyPI): issue 12's per-model tables. key -> (the name
+# eval_retrieval is given, the suffix of the indexes it builds: the bf16 export's name and its fingerprint, which
+# tune_rescore keys its results by). MPNet is scored through its bf16 export, the same identity as torch.
+SHIPPED_ENCODERS = {
+    "all-MiniLM-L6-v2": ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2-bf16-a0197b47a9855de5"),
+    "biomed-minilm": ("biomed-minilm", "biomed-minilm-bf16-263be998a1feab1a"),
+    "all-mpnet-base-v2": ("all-mpnet-base-v2-bf16", "all-mpnet-base-v2-bf16-3c8e054311afb6e5"),
+}
+
+
+def _encoder_conditions() -> list[dict]:
+    """SciFact test / dev NDCG@10 and BioASQ dev MRR@10 per shipped encoder (``training/eval_retrieval.py``), and
+    the rescore re-tuned on dev (``training/tune_rescore.py``; no table: the README's tuning table also holds the
+    fine-tuned models, which a fresh clone does not have)."""
+    out = "runs/repro/encoders.json"
+    tuned = "runs/repro/rescore_tuning.json"
+    evaluate = (
+        "es-biomed models fetch all-mpnet-base-v2 && python training/eval_retrieval.py --models "
+        + " ".join(model for model, _ in SHIPPED_ENCODERS.values())
+        + f" --bioasq {D}/bioasq/BioASQ-train-factoid-7b.json --scifact {D}/scifact --scifact-dev --fast"
+        f" --index-root indexes/encoders --out {out}"
+    )
+    tune = f"python training/tune_rescore.py {D} --index-dir indexes/encoders --output {tuned}"
+    conds = []
+    for key, (model, suffix) in SHIPPED_ENCODERS.items():
+        base = {"dataset": "", "split": "", "encoder": key, "tier": "slow", "command": evaluate, "output": out}
+        for split, label in (("scifact_test", "SciFact test NDCG@10"), ("scifact_dev", "SciFact dev NDCG@10")):
+            for run in ("bm25", "bm25+rerank", "dense", "hybrid"):
+                conds.append(
+                    {
+                        **base,
+                        "name": f"encoders/{key}/{split}/{run}",
+                        "dataset": "scifact",
+                        "split": split.split("_")[1],
+                        "mode": run,
+                        "path": f"results.{model}.{split}.runs.{run}",
+                        "expected": {"NDCG@10": 0},
+                        "table": f"encoder-{key}",
+                        "row": label,
+                        "column": run,
+                    }
+                )
+        for k in (20, 50):
+            for run in ("bm25", "bm25+rerank"):
+                conds.append(
+                    {
+                        **base,
+                        "name": f"encoders/{key}/bioasq_dev/{run}@{k}",
+                        "dataset": "bioasq",
+                        "split": "7b-train dev",
+                        "mode": run,
+                        "path": f"results.{model}.bioasq_dev.table.{run}.{k}",
+                        "expected": {"MRR@10": 0},
+                        "table": f"encoder-{key}",
+                        "row": f"BioASQ dev MRR@10, k = {k}",
+                        "column": run,
+                    }
+                )
+        for plan in ("default", "tuned"):
+            for what, path, metrics in (
+                ("scifact", "", ("scifact_dev_ndcg10", "scifact_test_ndcg10")),
+                ("bioasq", ".bioasq_dev_mrr10", ("k=20", "k=50")),
+            ):
+                conds.append(
+                    {
+                        **base,
+                        "name": f"rescore-tuning/{key}/{plan}/{what}",
+                        "dataset": what,
+                        "split": "dev, test" if what == "scifact" else "7b-train dev",
+                        "mode": f"bm25+rerank ({plan} plan)",
+                        "command": tune,
+                        "output": tuned,
+                        "path": f"runs.{suffix}.{plan}{path}",
+                        "expected": dict.fromkeys(metrics, 0),
+                    }
+                )
+    return conds
+
+
+def _keep_recorded(new: dict) -> dict:
+    """``init`` keeps the figures already recorded for a condition of the same name (its expected values, p-values
+    and fp32 block), so rebuilding the list to add conditions does not lose them; new ones start at 0."""
+    import yaml
+
+    if not YAML.exists():
+        return new
+    old = {c["name"]: c for c in (yaml.safe_load(YAML.read_text()) or {}).get("conditions", [])}
+    for c in new["conditions"]:
+        was = old.get(c["name"])
+        if was is None:
+            continue
+        for key in ("expected", "p_expected", "fp32"):
+            if key in was and (key == "fp32" or set(was[key]) == set(c.get(key) or {})):
+                c[key] = was[key]
+    return new
 
 
 HEADER = """\
@@ -194,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("init")
     args = ap.parse_args(argv)
     if args.cmd == "init":
-        _dump(_init())
+        _dump(_keep_recorded(_init()))
         return 0
     table = load_repro(YAML)
     if args.cmd == "check":

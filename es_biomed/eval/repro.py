@@ -275,7 +275,9 @@ def render_tables(table: ReproTable) -> dict[str, str]:
     """The Markdown of each table named by the conditions.
 
     A table's rows are its conditions' ``row`` labels (in order of first appearance); its columns are
-    ``column`` × metric when conditions set ``column``, else the metrics. A metric with a recorded p-value shows
+    ``column`` × metric when conditions set ``column``, else the metrics. With ``tables[NAME].cells: column``
+    the columns are the ``column`` labels alone and each condition's single metric fills its cell (the row label
+    names the metric: a table whose rows mix NDCG@10 and MRR@10). A metric with a recorded p-value shows
     it beside the value; ``tables[NAME].labels`` renames metric columns. ``tables[NAME].paper: table9`` adds the BioMedBERT paper's Table 9 columns for rows
     labelled ``"<split>, top <k>"``.
     """
@@ -287,17 +289,29 @@ def render_tables(table: ReproTable) -> dict[str, str]:
         conds = [c for c in table.conditions if c.table == name]
         spec = table.tables.get(name, {})
         rows = list(dict.fromkeys(c.row or c.name for c in conds))
-        cols: list[tuple[str | None, str]] = list(dict.fromkeys((c.column, m) for c in conds for m in c.expected))
+        by_column = spec.get("cells") == "column"
+        if by_column:
+            several = [c for c in conds if len(c.expected) != 1]
+            if several:
+                raise ReproError(
+                    f"table {name}: cells: column needs one metric per condition; "
+                    f"{several[0].name} has {len(several[0].expected)}"
+                )
+        cols: list[tuple[str | None, str]] = list(
+            dict.fromkeys((c.column, "" if by_column else m) for c in conds for m in c.expected)
+        )
         cell: dict[tuple[str, str | None, str], str] = {}
         for c in conds:
             for m, v in c.expected.items():
-                cell[(c.row or c.name, c.column, m)] = f"{v:.4f}{_p(c.p_expected.get(m))}"
+                cell[(c.row or c.name, c.column, "" if by_column else m)] = f"{v:.4f}{_p(c.p_expected.get(m))}"
         paper = spec.get("paper") == "table9"
         head = [spec.get("row_header", "run")]
         if paper:
             head += ["paper ES MRR@5", "paper ES+BioMedBERT MRR@5", "paper ES MRR@10", "paper ES+BioMedBERT MRR@10"]
         labels = spec.get("labels", {})
-        head += [f"{col} {labels.get(m, m)}" if col else labels.get(m, m) for col, m in cols]
+        head += [
+            str(col) if by_column else f"{col} {labels.get(m, m)}" if col else labels.get(m, m) for col, m in cols
+        ]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in rows:
             cells = [r]

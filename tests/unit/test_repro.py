@@ -124,3 +124,62 @@ def test_readme_tables_match_the_shipped_yaml():
     """The README's results tables are generated from benchmarks/repro.yaml: they must not drift from it."""
     table = load_repro(REPO / "benchmarks" / "repro.yaml")
     assert update_readme(REPO / "README.md", render_tables(table), write=False) == []
+
+
+CELLS = """\
+tables:
+  e: {row_header: split, cells: column}
+conditions:
+  - {name: a, command: x, output: o, path: p, expected: {NDCG@10: 0.7208}, table: e, row: SciFact, column: rerank}
+  - {name: b, command: x, output: o, path: p, expected: {NDCG@10: 0.6452}, table: e, row: SciFact, column: dense}
+  - {name: c, command: x, output: o, path: p, expected: {MRR@10: 0.9390}, table: e, row: BioASQ, column: rerank}
+"""
+
+
+def test_cells_column_puts_one_metric_per_cell(tmp_path):
+    """Rows that mix metrics (NDCG@10 for SciFact, MRR@10 for BioASQ) share the columns; a missing cell is blank."""
+    p = tmp_path / "r.yaml"
+    p.write_text(CELLS)
+    assert render_tables(load_repro(p))["e"].splitlines()[:4] == [
+        "| split | rerank | dense |",
+        "|---|---|---|",
+        "| SciFact | 0.7208 | 0.6452 |",
+        "| BioASQ | 0.9390 |  |",
+    ]
+    p.write_text(CELLS.replace("{MRR@10: 0.9390}", "{MRR@10: 0.9390, MRR@5: 0.93}"))
+    with pytest.raises(ReproError, match=re.escape("table e: cells: column needs one metric per condition; c has 2")):
+        render_tables(load_repro(p))
+
+
+def test_init_keeps_recorded_figures(tmp_path, monkeypatch):
+    """Rebuilding the condition list keeps what was recorded under the same name, fp32 block included; a new
+    condition, or one whose metrics changed, starts from the rebuilt zeros."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("repro_cli", REPO / "benchmarks" / "repro.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    old = tmp_path / "repro.yaml"
+    old.write_text(
+        "conditions:\n"
+        "  - {name: kept, expected: {NDCG@10: 0.7}, p_expected: {NDCG@10: 0.01}, fp32: {expected: {NDCG@10: 0.69}}}\n"
+        "  - {name: changed, expected: {NDCG@10: 0.5}}\n"
+    )
+    monkeypatch.setattr(cli, "YAML", old)
+    new = {
+        "conditions": [
+            {"name": "kept", "expected": {"NDCG@10": 0}, "p_expected": {"NDCG@10": 0}},
+            {"name": "changed", "expected": {"MRR@10": 0}},
+            {"name": "new", "expected": {"MRR@10": 0}},
+        ]
+    }
+    assert cli._keep_recorded(new)["conditions"] == [
+        {
+            "name": "kept",
+            "expected": {"NDCG@10": 0.7},
+            "p_expected": {"NDCG@10": 0.01},
+            "fp32": {"expected": {"NDCG@10": 0.69}},
+        },
+        {"name": "changed", "expected": {"MRR@10": 0}},
+        {"name": "new", "expected": {"MRR@10": 0}},
+    ]
