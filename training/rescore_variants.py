@@ -1,4 +1,5 @@
-"""Two other inputs to the cosine rescore, selected on dev only as ``tune_rescore.py`` does (issue 12 attempts).
+"""Other inputs to the cosine rescore, and another fusion, selected on dev only as ``tune_rescore.py`` does
+(issue 12 attempts).
 
 ``ensemble``: the rescore's cosine is the mean of several encoders' cosines (each from its own evaluation index,
 so every document vector is the one that encoder indexed). Every combination of the given encoders is scored.
@@ -8,8 +9,14 @@ Each abstract longer than ``--words`` words is also cut into windows of that man
 each prefixed with the title); a document's cosine is the best of passage 0 (title + abstract, as indexed) and its
 windows (MaxP).
 
-For each variant the grid of ``tune_rescore.py`` is scored on the SciFact dev claims, the dev-best choice and the
-default preset are then scored on SciFact test (once) and on BioASQ dev (MRR@10, k = 20 and 50).
+``fusion``: instead of the rescore's raw sum ``BM25 + w * (cosine + 1)``, whose BM25 scale differs per query, a
+convex combination of per-query normalized scores over the window, ``a * norm(BM25) + (1 - a) * norm(cosine)``,
+with min-max or z-score normalization (Bruch et al., "An Analysis of Fusion Functions for Hybrid Retrieval", 2023;
+Elasticsearch's ``linear`` retriever with ``minmax`` does the first). Hits below the window keep BM25's order.
+
+For ``ensemble`` and ``windows`` the grid of ``tune_rescore.py`` is scored on the SciFact dev claims; for
+``fusion`` the grid is normalization x window (20 / 30 / 50 / 100) x ``a`` (0 to 1 by 0.05). The dev-best choice
+and the default preset are then scored on SciFact test (once) and on BioASQ dev (MRR@10, k = window = 20 and 50).
 
     .venv/bin/python training/rescore_variants.py ensemble ../shared/data --index-dir runs/eval-indexes \\
         --member ft1=runs/bi/minilm/seed-1/fp16 --member ft2=runs/bi/minilm-s23/seed-2/fp16 \\
@@ -17,6 +24,9 @@ default preset are then scored on SciFact test (once) and on BioASQ dev (MRR@10,
         --output training/results/rescore_ensembles.json
     .venv/bin/python training/rescore_variants.py windows ../shared/data --index-dir runs/eval-indexes \\
         --encoder all-MiniLM-L6-v2 --words 128 --overlap 64 --output training/results/rescore_windows.json
+    .venv/bin/python training/rescore_variants.py fusion ../shared/data --index-dir runs/eval-indexes \
+        --member minilm=all-MiniLM-L6-v2 --member ft1=runs/bi/minilm/seed-1/fp16 --member mpnet=all-mpnet-base-v2 \
+        --member biomed=biomed-minilm --output training/results/rescore_fusion.json
 """
 
 from __future__ import annotations
@@ -34,10 +44,14 @@ import numpy as np
 from es_biomed.backends.embedded import EmbeddedIndex
 from es_biomed.corpus.passages import PassageConfig, split_passages
 from es_biomed.corpus.types import Document
+from es_biomed.eval.metrics import evaluate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eval_retrieval import fast_encoder  # noqa: E402
-from tune_rescore import Splits  # noqa: E402
+from tune_rescore import TIE, Splits  # noqa: E402
+
+ALPHAS = tuple(round(a * 0.05, 2) for a in range(21))
+NORMS = ("minmax", "z")
 
 
 def _indexes(index_dir: Path, encoder: Any) -> tuple[EmbeddedIndex, EmbeddedIndex]:
@@ -119,12 +133,78 @@ def windows(splits: Splits, index_dir: Path, model: str, words: int, overlap: in
     return {"encoder": model, "words": words, "overlap": overlap, "counts": counts, "passage0": passage0, "maxp": maxp}
 
 
+def _normalized(x: np.ndarray, norm: str) -> np.ndarray:
+    if norm == "minmax":
+        span = x.max() - x.min()
+        return (x - x.min()) / span if span > 0 else np.zeros_like(x)
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
+
+
+def _fused(first: dict, cos: dict, window: int, alpha: float, norm: str, k: int) -> dict[str, dict[str, float]]:
+    """Each query's top ``k``: the window re-sorted by the fused score, then BM25's order (a run of ranks)."""
+    runs = {}
+    for q, hits in first.items():
+        top, rest = hits[:window], hits[window:k]
+        order: list[str] = []
+        if top:
+            bm25 = np.array([s for _, s in top], dtype=np.float64)
+            cosine = np.array([cos[q][d] for d, _ in top], dtype=np.float64)
+            fused = alpha * _normalized(bm25, norm) + (1 - alpha) * _normalized(cosine, norm)
+            order = [top[i][0] for i in np.argsort(-fused, kind="stable")]
+        order += [d for d, _ in rest]
+        runs[q] = {d: float(len(order) - r) for r, d in enumerate(order[:k])}
+    return runs
+
+
+def fusion(splits: Splits, index_dir: Path, members: dict[str, str]) -> dict[str, Any]:
+    first = None
+    out = {}
+    for name, model in members.items():
+        encoder = fast_encoder(model)
+        sci, bio = _indexes(index_dir, encoder)
+        first = first or splits.first_passes(sci, bio)
+        cos = splits.cosines(encoder, sci, bio, first)
+        grid = []
+        for norm, window, alpha in itertools.product(NORMS, splits.windows, ALPHAS):
+            run = _fused(first["dev"], cos["dev"], window, alpha, norm, 100)
+            ndcg = evaluate(splits.dev_qrels, run, ["NDCG@10"])["NDCG@10"]
+            grid.append({"norm": norm, "window_size": window, "alpha": alpha, "scifact_dev_ndcg10": ndcg})
+        top = max(g["scifact_dev_ndcg10"] for g in grid)
+        best = min(
+            (g for g in grid if g["scifact_dev_ndcg10"] >= top - TIE),
+            key=lambda g: (g["window_size"], -g["alpha"], g["norm"]),
+        )
+        norm, window, alpha = best["norm"], best["window_size"], best["alpha"]
+        chosen = {
+            **best,
+            "scifact_test_ndcg10": evaluate(
+                splits.test.qrels, _fused(first["test"], cos["test"], window, alpha, norm, 100), ["NDCG@10"]
+            )["NDCG@10"],
+            "bioasq_dev_mrr10": {
+                f"k={k}": evaluate(
+                    splits.bio.qrels,
+                    _fused(first["bio"], cos["bio"], k, alpha, norm, k),
+                    ["MRR@10"],
+                    splits.bio.ignore,
+                )["MRR@10"]
+                for k in (20, 50)
+            },
+        }
+        _, rescore = splits.select(first, cos)
+        out[name] = {"model": model, "fusion": chosen, "rescore": rescore}
+        print(name, json.dumps({"fusion": chosen, "rescore_tuned": rescore["tuned"]}), flush=True)
+    return {"members": members, "runs": out}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("variant", choices=["ensemble", "windows"])
+    ap.add_argument("variant", choices=["ensemble", "windows", "fusion"])
     ap.add_argument("data", type=Path, help="../shared/data")
     ap.add_argument("--index-dir", type=Path, default=Path("runs/eval-indexes"))
-    ap.add_argument("--member", action="append", default=[], help="ensemble: NAME=MODEL (a registered name or dir)")
+    ap.add_argument(
+        "--member", action="append", default=[], help="ensemble, fusion: NAME=MODEL (a registered name or dir)"
+    )
     ap.add_argument("--encoder", default="all-MiniLM-L6-v2", help="windows: the encoder")
     ap.add_argument("--words", type=int, default=128)
     ap.add_argument("--overlap", type=int, default=64)
@@ -132,11 +212,20 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     splits = Splits(args.data)
+    bad = [m for m in args.member if "=" not in m]
+    if bad:
+        ap.error(f"--member takes NAME=MODEL, got {bad[0]!r}")
+    members = dict(m.split("=", 1) for m in args.member)
+    if len(members) != len(args.member):
+        ap.error("--member: each NAME once")
     if args.variant == "ensemble":
-        members = dict(m.split("=", 1) for m in args.member if "=" in m)
-        if len(members) < 2 or len(members) != len(args.member):
+        if len(members) < 2:
             ap.error("ensemble needs two or more --member NAME=MODEL")
         result = ensemble(splits, args.index_dir, members)
+    elif args.variant == "fusion":
+        if not members:
+            ap.error("fusion needs one or more --member NAME=MODEL")
+        result = fusion(splits, args.index_dir, members)
     else:
         if not 0 <= args.overlap < args.words:
             ap.error(f"need 0 <= --overlap < --words, got {args.overlap}, {args.words}")

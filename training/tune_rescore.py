@@ -13,6 +13,9 @@ the smaller weight), and reports for that choice and for the default preset:
     .venv/bin/python training/tune_rescore.py ../shared/data --index-dir runs/eval-indexes \\
         --output training/results/rescore_tuning.json
 
+``--windows`` / ``--weights`` replace the grid (the wider one the README reports: ``--windows 20 30 50 100 200 300
+--weights 1 2 5 10 20 30 50 75 100 150 200 300 500 1000``; BM25 is read to the largest window).
+
 Needs the indexes (``training/eval_retrieval.py`` makes them). Nothing here changes the shipped preset.
 """
 
@@ -64,7 +67,8 @@ def _cosines(index: EmbeddedIndex, encoder: Any, queries: dict[str, str], first:
 class Splits:
     """The selection and report sets: SciFact dev claims (query-disjoint), SciFact test, BioASQ 7b dev questions."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, windows: tuple[int, ...] = WINDOWS, weights: tuple[float, ...] = WEIGHTS) -> None:
+        self.windows, self.weights = tuple(windows), tuple(weights)
         train = load_beir(data / "scifact", "train")
         self.test = load_beir(data / "scifact", "test")
         _, dev_ids = scifact_split(data / "scifact")
@@ -76,10 +80,11 @@ class Splits:
         self.bio_depth = 50 + max((len(v) for v in self.bio.ignore.values()), default=0)
 
     def first_passes(self, sci: EmbeddedIndex, bio: EmbeddedIndex) -> dict[str, dict]:
-        """BM25 per split (the same for every encoder): ``dev``, ``test`` (top 100) and ``bio``."""
+        """BM25 per split (the same for every encoder): ``dev``, ``test`` (top 100, or the largest window) and
+        ``bio``."""
         return {
-            "dev": _first_pass(sci, self.dev_q, max(WINDOWS)),
-            "test": _first_pass(sci, self.test.queries, max(WINDOWS)),
+            "dev": _first_pass(sci, self.dev_q, max(max(self.windows), 100)),
+            "test": _first_pass(sci, self.test.queries, max(max(self.windows), 100)),
             "bio": _first_pass(bio, self.bio.queries, self.bio_depth),
         }
 
@@ -112,7 +117,7 @@ class Splits:
     def select(self, first: dict, cos: dict) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
         """The dev grid, and the default preset's and the dev-best choice's scores (SciFact test never chooses)."""
         grid = []
-        for window, weight in itertools.product(WINDOWS, WEIGHTS):
+        for window, weight in itertools.product(self.windows, self.weights):
             run = _rescored(first["dev"], cos["dev"], window, weight, 100)
             ndcg = evaluate(self.dev_qrels, run, ["NDCG@10"])["NDCG@10"]
             grid.append({"window_size": window, "rescore_query_weight": weight, "scifact_dev_ndcg10": ndcg})
@@ -128,11 +133,10 @@ class Splits:
         }
 
 
-def tune(data: Path, index_dir: Path, name: str, sci_index: Path, bio_index: Path) -> dict[str, Any]:
+def tune(name: str, splits: Splits, sci_index: Path, bio_index: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     sci = EmbeddedIndex(sci_index)
     encoder = fast_encoder(sci.encoder_info["name"].removesuffix("-bf16"))
-    splits = Splits(data)
     bidx = EmbeddedIndex(bio_index)
     first = splits.first_passes(sci, bidx)
     cos = splits.cosines(encoder, sci, bidx, first)
@@ -148,17 +152,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("data", type=Path, help="../shared/data")
     ap.add_argument("--index-dir", type=Path, default=Path("runs/eval-indexes"))
     ap.add_argument("--output", type=Path, required=True)
+    ap.add_argument("--windows", type=int, nargs="+", default=list(WINDOWS), help="window_size grid")
+    ap.add_argument("--weights", type=float, nargs="+", default=list(WEIGHTS), help="rescore_query_weight grid")
     args = ap.parse_args(argv)
+    if min(args.windows) < 1 or min(args.weights) <= 0:
+        ap.error("--windows must be >= 1 and --weights > 0")
+    splits = Splits(args.data, tuple(sorted(set(args.windows))), tuple(sorted(set(args.weights))))
     results = {}
     for sci_index in sorted(args.index_dir.glob("scifact-test-*")):
         suffix = sci_index.name.removeprefix("scifact-test-")
         bio_index = args.index_dir / f"bioasq-dev-{suffix}"
         if not bio_index.exists():
             raise SystemExit(f"{bio_index} is missing: run training/eval_retrieval.py for this encoder first")
-        results[suffix] = tune(args.data, args.index_dir, suffix, sci_index, bio_index)
+        results[suffix] = tune(suffix, splits, sci_index, bio_index)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(
-        json.dumps({"tuned_on": "SciFact dev claims (query-disjoint)", "runs": results}, indent=1) + "\n"
+        json.dumps(
+            {
+                "tuned_on": "SciFact dev claims (query-disjoint)",
+                "grid": {"window_size": list(splits.windows), "rescore_query_weight": list(splits.weights)},
+                "runs": results,
+            },
+            indent=1,
+        )
+        + "\n"
     )
     return 0
 
