@@ -45,6 +45,7 @@ from es_biomed.backends.embedded import EmbeddedIndex
 from es_biomed.corpus.passages import PassageConfig, split_passages
 from es_biomed.corpus.types import Document
 from es_biomed.eval.metrics import evaluate
+from es_biomed.query.cross_stage import minmax_normalize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eval_retrieval import fast_encoder  # noqa: E402
@@ -134,9 +135,9 @@ def windows(splits: Splits, index_dir: Path, model: str, words: int, overlap: in
 
 
 def _normalized(x: np.ndarray, norm: str) -> np.ndarray:
+    """Per-query normalization: Elasticsearch's ``minmax`` (the one ``rerank_ce`` blends with), or z-score."""
     if norm == "minmax":
-        span = x.max() - x.min()
-        return (x - x.min()) / span if span > 0 else np.zeros_like(x)
+        return np.asarray(minmax_normalize(x.tolist()), dtype=np.float64)
     sd = x.std()
     return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
 
