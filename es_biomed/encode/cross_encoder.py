@@ -212,18 +212,16 @@ def _saved_max_length(model_dir: Path) -> int:
 
 def _precision(precision: str, device: str) -> str:
     """``fp32`` (the default: the model's own logits), ``bf16`` (autocast, about 2.5 times faster on an AMX CPU;
-    logits move by about 2e-3, enough to swap near ties), or ``auto`` (bf16 where the CPU has AMX / AVX512-BF16)."""
+    logits move by about 2e-3, enough to swap near ties), or ``auto`` (bf16 where the CPU has AMX / AVX512-BF16 and ``ES_BIOMED_BF16`` is not off)."""
     if precision not in ("auto", "bf16", "fp32"):
         raise EsBiomedError(f"precision must be auto, bf16 or fp32, got {precision!r}")
     if precision != "auto":
         return precision
     if device != "cpu":
         return "fp32"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "fp32"
-    return "bf16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "fp32"
+    from es_biomed.encode.cpu import bf16_enabled
+
+    return "bf16" if bf16_enabled() else "fp32"
 
 
 def load_cross_encoder(name_or_path: str | os.PathLike[str], **kwargs: Any) -> CrossEncoderScorer:

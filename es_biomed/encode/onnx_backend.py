@@ -9,8 +9,9 @@ Three variants of one export, each a runtime and a precision:
 * ``fp32``: ``model.onnx`` on ONNX Runtime; matches torch within 1e-4 and then shares its fingerprint;
 * ``int8``: ``model_int8.onnx`` (dynamic int8 MatMuls, VNNI) on ONNX Runtime; a fingerprint of its own;
 * ``bf16``: ``model.onnx`` compiled by OpenVINO with bf16 inference precision (AMX / AVX512-BF16 GEMMs, fp32
-  accumulation); a fingerprint of its own. On a CPU without bf16 instructions OpenVINO runs it in fp32 (vectors
-  then differ from the bf16 ones by about 1e-3); :attr:`OnnxEncoder.precision` says which ran.
+  accumulation); a fingerprint of its own. On a CPU without bf16 instructions, or with ``ES_BIOMED_BF16=off``
+  (:mod:`es_biomed.encode.cpu`), OpenVINO runs it in fp32 (vectors then differ from the bf16 ones by about 1e-3);
+  :attr:`OnnxEncoder.precision` says which ran.
 """
 
 from __future__ import annotations
@@ -332,8 +333,12 @@ class _OpenVinoSession:
 
     def __init__(self, enc: OnnxEncoder) -> None:
         ov: Any = require("openvino", VARIANTS[enc.variant].extra)
+        from es_biomed.encode.cpu import bf16_enabled
+
+        wanted = VARIANTS[enc.variant].precision
         config = {
-            "INFERENCE_PRECISION_HINT": VARIANTS[enc.variant].precision,
+            # ES_BIOMED_BF16=off: the fp32 path of a CPU without bf16 instructions, on any CPU
+            "INFERENCE_PRECISION_HINT": wanted if wanted != "bf16" or bf16_enabled() else "f32",
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": enc.threads,
         }

@@ -20,18 +20,16 @@ __all__ = ["amp_dtype", "versions", "dataset_meta", "trainer_arguments", "run_tr
 
 def amp_dtype(precision: str) -> str:
     """The autocast precision to use: ``auto`` means bf16 on a CUDA device with bf16 or a CPU with AMX /
-    AVX512-BF16, else fp16 on CUDA and fp32 on the CPU."""
+    AVX512-BF16 (unless ``ES_BIOMED_BF16=off``), else fp16 on CUDA and fp32 on the CPU."""
     if precision != "auto":
         return precision
     import torch
 
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "fp32"
-    return "bf16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "fp32"
+    from es_biomed.encode.cpu import bf16_enabled
+
+    return "bf16" if bf16_enabled() else "fp32"
 
 
 def versions() -> dict[str, str]:
