@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from es_biomed.cli_maintenance import check, compact, repair
 from es_biomed.cli_support import (  # noqa: F401 (re-exported: the command modules and tests import them here)
     BACKENDS,
     CLUSTER_ENGINES,
@@ -69,6 +70,18 @@ def main() -> None:
     help="Quarantine file (default: INDEX/rejects.jsonl, or ./rejects.jsonl for ES).",
 )
 @click.option("--batch-size", type=int, default=256, show_default=True, help="Documents per write batch.")
+@click.option(
+    "--commit-every",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Embedded: commit after this many written documents (default: every batch; a crash loses at most one).",
+)
+@click.option(
+    "--commit-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Embedded: also commit when this many seconds have passed since the last commit.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def index(
@@ -80,6 +93,8 @@ def index(
     on_error: str,
     rejects: str | None,
     batch_size: int,
+    commit_every: int | None,
+    commit_interval: float | None,
     as_json: bool,
     no_progress: bool,
 ) -> None:
@@ -101,6 +116,8 @@ def index(
                 rejects_path=rejects,  # type: ignore[arg-type]
                 batch_size=batch_size,
                 show_progress=not no_progress,
+                commit_every=commit_every,
+                commit_interval=commit_interval,
             )
             summary = (
                 f"indexed {report.written} new or changed, {report.unchanged} unchanged, {report.rejected} rejected "
@@ -396,6 +413,9 @@ main.add_command(opensearch_group)
 main.add_command(ingest_group)
 main.add_command(models_group)
 main.add_command(serve)
+main.add_command(check)
+main.add_command(repair)
+main.add_command(compact)
 main.add_command(ask)
 main.add_command(report)
 eval_group.add_command(qa_eval)

@@ -17,6 +17,7 @@ __all__ = [
     "EncoderMismatchError",
     "IndexLockedError",
     "IndexNotFoundError",
+    "IndexCorruptError",
     "MissingDependencyError",
     "PlanError",
     "ClusterError",
@@ -75,6 +76,22 @@ class IndexLockedError(RuntimeError, EsBiomedError):
 
 class IndexNotFoundError(FileNotFoundError, EsBiomedError):
     """No es-biomed index exists at the given path."""
+
+
+class IndexCorruptError(RuntimeError, EsBiomedError):
+    """An embedded index breaks an invariant (a store is missing, truncated or disagrees with the others).
+
+    The message names the file and the command that repairs it; nothing is written past the mismatch.
+    """
+
+    def __init__(self, path: str, problem: str, remedy: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        self.remedy = remedy
+        super().__init__(f"{self.path}: {problem}. {remedy}")
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.path, self.problem, self.remedy))
 
 
 class MissingDependencyError(ImportError, EsBiomedError):

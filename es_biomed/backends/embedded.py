@@ -1,28 +1,23 @@
 """The embedded engine: tantivy BM25 plus a memory-mapped vector matrix, on one machine, no server.
 
-Layout of an index directory::
+This module is the read side (:class:`EmbeddedIndex`: open, check, search); the single writer and its per-batch
+atomic commits are :mod:`es_biomed.backends.embedded_writer`, the stores and the commit protocol
+:mod:`es_biomed.backends.embedded_store`, and check / repair / compaction
+:mod:`es_biomed.backends.embedded_maintenance`.
 
-    es_biomed.json   IndexConfig: encoder identity, passage and analyzer settings, schema version
-    tantivy/         BM25 index: id, title, abstract, body (analyzed), source (keyword), year (int)
-    docs.sqlite      one row per live document: vector rows, filter fields, content hash, stored JSON
-    vectors.f32      float32 passage vectors, row-major [n_rows, dims], append-only
-    write.lock       held (flock) by the single writer
-
-Vectors are aligned to documents through ``docs.sqlite`` (``row_start``, ``row_count``); rows left
-behind by an update are dead and never scored. Upserts are idempotent: a document whose content hash is
-unchanged is skipped, a changed one replaces the old version.
+Vectors are aligned to documents through ``docs.sqlite`` (``row_start``, ``row_count``); rows left behind by an
+update are dead and never scored (``es-biomed compact`` reclaims them). Upserts are idempotent: a document whose
+content hash is unchanged is skipped, a changed one replaces the old version.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import logging
 import os
-import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +26,27 @@ import numpy as np
 
 from es_biomed.backends.analysis import ANALYZER_NAME, AnalyzerConfig, build_analyzer
 from es_biomed.backends.base import Hit, SearchResults
-from es_biomed.corpus.passages import PassageConfig, embed_passages
-from es_biomed.corpus.types import Document
-from es_biomed.encode.base import Encoder, EncoderInfo
-from es_biomed.errors import EncoderMismatchError, EsBiomedError, IndexLockedError, IndexNotFoundError, PlanError
+from es_biomed.backends.embedded_store import (
+    DOCS_FILE,
+    LEGACY_VECTOR_FILE,
+    DocSnapshot,
+    commit_seq,
+    connect,
+    pending_ops,
+    read_snapshot,
+    rebuild_hint,
+)
+from es_biomed.backends.embedded_writer import IndexWriter, RecoveryReport, recover, write_lock
+from es_biomed.corpus.passages import PassageConfig
+from es_biomed.encode.base import EncoderInfo
+from es_biomed.errors import (
+    EncoderMismatchError,
+    EsBiomedError,
+    IndexCorruptError,
+    IndexLockedError,
+    IndexNotFoundError,
+    PlanError,
+)
 from es_biomed.query.plan import Filters, SearchPlan, apply_rescore, reciprocal_rank_fusion
 
 __all__ = ["EmbeddedIndex", "IndexConfig", "IndexWriter", "SCHEMA_VERSION"]
@@ -80,9 +92,15 @@ class IndexConfig:
         )
 
 
-def _content_hash(doc: Document, cfg: IndexConfig) -> str:
-    payload = json.dumps([doc.to_json(), asdict(cfg.passages), cfg.encoder.get("fingerprint")], sort_keys=True)
-    return hashlib.sha1(payload.encode("utf-8")).hexdigest()
+@dataclass(frozen=True)
+class _View:
+    """One committed state, swapped in whole by :meth:`EmbeddedIndex.reload` (searches never see half of two)."""
+
+    docs: DocSnapshot
+    ord: dict[str, int]
+    vectors: np.ndarray
+    dead_rows: np.ndarray
+    searcher: Any
 
 
 class EmbeddedIndex:
@@ -102,14 +120,30 @@ class EmbeddedIndex:
             raise IndexNotFoundError(
                 f"no es-biomed index at {self.path} (missing {META_FILE}); create it with `es-biomed index`"
             )
-        self.config = IndexConfig.from_dict(json.loads(meta.read_text()))
+        try:
+            self.config = IndexConfig.from_dict(json.loads(meta.read_text()))
+        except (ValueError, KeyError, TypeError) as exc:
+            if isinstance(exc, EsBiomedError):
+                raise
+            raise IndexCorruptError(
+                str(meta), f"not a readable index configuration ({exc})", rebuild_hint(self.path)
+            ) from None
         import tantivy
 
         self._tantivy = tantivy
-        self._index = tantivy.Index.open(str(self.path / "tantivy"))
+        try:
+            self._index = tantivy.Index.open(str(self.path / "tantivy"))
+        except (ValueError, OSError) as exc:
+            raise IndexCorruptError(
+                str(self.path / "tantivy"), f"the BM25 store cannot be opened ({exc})", rebuild_hint(self.path)
+            ) from None
         self._analyzer = build_analyzer(self.config.analyzer)
         self._index.register_tokenizer(ANALYZER_NAME, self._analyzer)
         self._schema = self._index.schema
+        self._reload_lock = threading.Lock()
+        self._checked = time.monotonic()
+        #: What the last recovery by this reader reconciled (None: it found nothing to recover).
+        self.recovery: RecoveryReport | None = None
         self.reload()
 
     # ------------------------------------------------------------------ lifecycle
@@ -130,6 +164,8 @@ class EmbeddedIndex:
             return idx
         import tantivy
 
+        from es_biomed.backends.embedded_store import ensure_schema
+
         (p / "tantivy").mkdir(parents=True, exist_ok=True)
         sb = tantivy.SchemaBuilder()
         sb.add_text_field("id", stored=True, tokenizer_name="raw")
@@ -138,16 +174,19 @@ class EmbeddedIndex:
         sb.add_text_field("source", stored=False, tokenizer_name="raw")
         sb.add_integer_field("year", indexed=True, fast=True)
         tantivy.Index(sb.build(), path=str(p / "tantivy"))
-        with sqlite3.connect(p / "docs.sqlite") as con:
-            con.execute(
-                "CREATE TABLE IF NOT EXISTS docs (doc_id TEXT PRIMARY KEY, row_start INTEGER NOT NULL, row_count INTEGER NOT NULL,"
-                " year INTEGER, source TEXT, hash TEXT NOT NULL, stored TEXT NOT NULL)"
-            )
-        (p / "vectors.f32").touch()
+        import sqlite3
+
+        sqlite3.connect(p / DOCS_FILE).close()  # the empty file; the schema and WAL come next
+        con = connect(p, write=True)
+        try:
+            ensure_schema(con, p, int(enc["dims"]))
+        finally:
+            con.close()
+        (p / LEGACY_VECTOR_FILE).touch()
         cfg = IndexConfig(encoder=enc, passages=passages or PassageConfig(), analyzer=analyzer or AnalyzerConfig())
         tmp = p / (META_FILE + ".tmp")
         tmp.write_text(json.dumps(cfg.to_dict(), indent=2))
-        tmp.replace(p / META_FILE)
+        tmp.replace(p / META_FILE)  # written last: a directory without it is no index yet
         return cls(p)
 
     @staticmethod
@@ -161,36 +200,104 @@ class EmbeddedIndex:
         return IndexConfig.from_dict(json.loads(meta.read_text())) if meta.exists() else None
 
     def reload(self) -> None:
-        """Pick up what writers have committed since the index was opened."""
-        self._index.reload()
-        self._searcher = self._index.searcher()
-        con = sqlite3.connect(f"file:{self.path / 'docs.sqlite'}?mode=ro", uri=True)
+        """Pick up the last commit: tantivy first, then the document table, so BM25 is never ahead of it.
+
+        A commit that a crashed writer left half-applied is recovered first where no writer holds the index.
+
+        Raises:
+            IndexCorruptError: a store is missing or disagrees with the committed state (the file is named).
+        """
+        with self._reload_lock:
+            for attempt in range(3):
+                try:
+                    self._view = self._read_view()
+                    break
+                except FileNotFoundError:  # a compaction replaced the vector file between snapshot and map
+                    if attempt == 2:
+                        raise
+            self._checked = time.monotonic()
+
+    def _read_view(self) -> _View:
+        dims = self.config.dims
+        con = connect(self.path)  # read-write, never created: SQLite rolls back an old-format hot journal here
         try:
-            rows = con.execute(
-                "SELECT doc_id, row_start, row_count, year, source FROM docs ORDER BY row_start"
-            ).fetchall()
+            pending = pending_ops(con)
         finally:
             con.close()
-        self._ids = [r[0] for r in rows]
-        self._ord = {doc_id: i for i, doc_id in enumerate(self._ids)}
-        self._row_start = np.array([r[1] for r in rows], dtype=np.int64)
-        self._row_count = np.array([r[2] for r in rows], dtype=np.int64)
-        self._year = np.array([r[3] if r[3] is not None else -1 for r in rows], dtype=np.int64)
-        self._source = np.array([r[4] or "" for r in rows], dtype=object)
-        dims = self.config.dims
-        n_rows = (self.path / "vectors.f32").stat().st_size // (4 * dims)
-        if n_rows and len(rows):
-            self._vectors = np.memmap(self.path / "vectors.f32", dtype=np.float32, mode="r", shape=(n_rows, dims))
+        if pending:
+            self._recover_abandoned()
+        self._index.reload()
+        searcher = self._index.searcher()
+        docs = read_snapshot(self.path, dims)  # after tantivy: every id tantivy holds is in it (or deleted)
+        if docs.vector_rows and docs.ids:
+            vectors: np.ndarray = np.memmap(
+                self.path / docs.vector_file, dtype=np.float32, mode="r", shape=(docs.vector_rows, dims)
+            )
         else:
-            self._vectors = np.zeros((0, dims), dtype=np.float32)
-        live = np.zeros(len(self._vectors), dtype=bool)
-        for s, c in zip(self._row_start, self._row_count, strict=True):
+            vectors = np.zeros((0, dims), dtype=np.float32)
+        live = np.zeros(len(vectors), dtype=bool)
+        for s, c in zip(docs.row_start, docs.row_count, strict=True):
             live[s : s + c] = True
-        self._dead_rows = np.flatnonzero(~live)
+        return _View(
+            docs=docs,
+            ord={doc_id: i for i, doc_id in enumerate(docs.ids)},
+            vectors=vectors,
+            dead_rows=np.flatnonzero(~live),
+            searcher=searcher,
+        )
 
-    def writer(self, heap_size: int = 128_000_000) -> IndexWriter:
-        """The single writer (raises :class:`IndexLockedError` if another holds the index)."""
-        return IndexWriter(self, heap_size=heap_size)
+    def _recover_abandoned(self) -> bool:
+        """Finish a commit a dead writer left half-done, if no live writer holds the index. True if it ran."""
+        try:
+            with write_lock(self.path):
+                tw = self._index.writer(heap_size=50_000_000, num_threads=1)
+                con = connect(self.path, write=True)
+                try:
+                    self.recovery = recover(self, con, tw)
+                finally:
+                    con.close()
+                    del tw
+        except (IndexLockedError, ValueError, OSError) as exc:  # a live writer will finish it; a read-only copy cannot
+            logger.debug("index %s: recovery left to the writer (%s)", self.path, exc)
+            return False
+        return True
+
+    def refresh(self, min_interval: float = 1.0) -> bool:
+        """Reload if a commit happened since the last (re)load, checking at most every ``min_interval`` seconds
+        (one small query). Returns True if it reloaded. What a long-running reader (``serve``) calls per request."""
+        now = time.monotonic()
+        if now - self._checked < min_interval:
+            return False
+        self._checked = now
+        con = connect(self.path)
+        try:
+            seq = commit_seq(con)
+        finally:
+            con.close()
+        if seq == self._view.docs.commit_seq and not self._view.docs.pending_ops:
+            return False
+        self.reload()
+        return True
+
+    def writer(self, heap_size: int = 128_000_000, **policy: Any) -> IndexWriter:
+        """The single writer (raises :class:`IndexLockedError` if another holds the index).
+
+        ``policy``: ``commit_every`` (documents), ``commit_interval`` (seconds), ``auto_compact`` (see
+        :class:`~es_biomed.backends.embedded_writer.IndexWriter`)."""
+        return IndexWriter(self, heap_size=heap_size, **policy)
+
+    @property
+    def commit_seq(self) -> int:
+        """The sequence number of the commit this reader sees."""
+        return self._view.docs.commit_seq
+
+    def doc_ids(self) -> list[str]:
+        """Every committed document id, in vector-row order."""
+        return list(self._view.docs.ids)
+
+    def bm25_doc_count(self) -> int:
+        """Documents in the BM25 store as this reader sees it (equals :meth:`count` when the stores agree)."""
+        return int(self._view.searcher.num_docs)
 
     # ------------------------------------------------------------------ identity
     @property
@@ -214,20 +321,20 @@ class EmbeddedIndex:
 
     # ------------------------------------------------------------------ reads
     def count(self) -> int:
-        return len(self._ids)
+        return len(self._view.docs.ids)
 
     def __len__(self) -> int:
         return self.count()
 
     def __contains__(self, doc_id: object) -> bool:
-        return doc_id in self._ord
+        return doc_id in self._view.ord
 
     def get(self, doc_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Stored fields of the given documents (missing ids are left out)."""
         ids = list(doc_ids)
         if not ids:
             return {}
-        con = sqlite3.connect(f"file:{self.path / 'docs.sqlite'}?mode=ro", uri=True)
+        con = connect(self.path)
         try:
             out = {}
             for start in range(0, len(ids), 500):
@@ -240,8 +347,9 @@ class EmbeddedIndex:
 
     def facets(self) -> dict[str, Any]:
         """What the filters can take: ``{"sources": {source: documents}, "years": [first, last] or None}``."""
-        names, counts = np.unique(self._source[self._source != ""].astype(str), return_counts=True)
-        years = self._year[self._year >= 0]
+        docs = self._view.docs
+        names, counts = np.unique(docs.source[docs.source != ""].astype(str), return_counts=True)
+        years = docs.year[docs.year >= 0]
         return {
             "sources": {str(n): int(c) for n, c in zip(names, counts, strict=True)},
             "years": [int(years.min()), int(years.max())] if len(years) else None,
@@ -270,9 +378,12 @@ class EmbeddedIndex:
         tantivy's formula keeps the ``(k1 + 1)`` factor that Lucene 8 dropped, exactly as Elasticsearch's and
         OpenSearch's default ``LegacyBM25Similarity`` does, so scores equal the engines' (measured: within 1e-6
         relative on real nodes, ``tests/live/test_parity.py``)."""
+        return self._bm25(self._view, plan, n)
+
+    def _bm25(self, v: _View, plan: SearchPlan, n: int | None = None) -> list[Hit]:
         T = self._tantivy
         tokens = self.analyze(plan.query)
-        if not tokens or not self._ids:
+        if not tokens or not v.docs.ids:
             return []
         per_field = []
         for name, boost in plan.fields:
@@ -286,54 +397,63 @@ class EmbeddedIndex:
             text_q = T.Query.boolean_query([(T.Occur.Should, q) for q in per_field])
         filters = self._filter_query(plan.filters)
         query = T.Query.boolean_query([(T.Occur.Must, text_q), *filters]) if filters else text_q
-        result = self._searcher.search(query, n or plan.k)
+        result = v.searcher.search(query, n or plan.k)
         hits = []
         for score, addr in result.hits:
-            doc_id = self._searcher.doc(addr)["id"][0]
-            if doc_id in self._ord:  # tantivy committed but docs.sqlite not: incomplete write, skip
+            doc_id = v.searcher.doc(addr)["id"][0]
+            if doc_id in v.ord:  # deleted by a commit whose BM25 step is still running: not in this view
                 hits.append(Hit(doc_id, float(score)))
         return hits
 
     def vector_scores(self, query_vector: np.ndarray, doc_ids: Iterable[str]) -> dict[str, float]:
         """Cosine of ``query_vector`` with each document's best passage; docs without vectors are left out."""
+        return self._vector_scores(self._view, query_vector, doc_ids)
+
+    @staticmethod
+    def _vector_scores(v: _View, query_vector: np.ndarray, doc_ids: Iterable[str]) -> dict[str, float]:
         q = np.asarray(query_vector, dtype=np.float32)
         out = {}
         for doc_id in doc_ids:
-            i = self._ord.get(doc_id)
-            if i is None or self._row_count[i] == 0:
+            i = v.ord.get(doc_id)
+            if i is None or v.docs.row_count[i] == 0:
                 continue
-            s = self._row_start[i]
-            rows = self._vectors[s : s + self._row_count[i]]
+            s = v.docs.row_start[i]
+            rows = v.vectors[s : s + v.docs.row_count[i]]
             out[doc_id] = float(np.max(rows @ q))
         return out
 
-    def _filter_mask(self, filters: Filters) -> np.ndarray | None:
+    @staticmethod
+    def _filter_mask(v: _View, filters: Filters) -> np.ndarray | None:
         if not filters:
             return None
-        mask = np.ones(len(self._ids), dtype=bool)
+        docs = v.docs
+        mask = np.ones(len(docs.ids), dtype=bool)
         if filters.sources:
-            mask &= np.isin(self._source, list(filters.sources))
+            mask &= np.isin(docs.source, list(filters.sources))
         if filters.year_from is not None:
-            mask &= self._year >= filters.year_from
+            mask &= docs.year >= filters.year_from
         if filters.year_to is not None:
-            mask &= (self._year <= filters.year_to) & (self._year >= 0)
+            mask &= (docs.year <= filters.year_to) & (docs.year >= 0)
         return mask
 
     def knn(self, query_vector: np.ndarray, n: int, filters: Filters | None = None) -> list[Hit]:
         """Exact kNN over all passages (a doc scores by its best passage), scored ``(1 + cos) / 2`` as ES does."""
-        if not self._ids or not len(self._vectors):
+        return self._knn(self._view, query_vector, n, filters)
+
+    def _knn(self, v: _View, query_vector: np.ndarray, n: int, filters: Filters | None = None) -> list[Hit]:
+        if not v.docs.ids or not len(v.vectors):
             return []
-        sims = self._vectors @ np.asarray(query_vector, dtype=np.float32)
-        if len(self._dead_rows):
-            sims[self._dead_rows] = -np.inf
-        doc_cos = np.maximum.reduceat(sims, self._row_start)
-        mask = self._filter_mask(filters or Filters())
+        sims = v.vectors @ np.asarray(query_vector, dtype=np.float32)
+        if len(v.dead_rows):
+            sims[v.dead_rows] = -np.inf
+        doc_cos = np.maximum.reduceat(sims, v.docs.row_start)
+        mask = self._filter_mask(v, filters or Filters())
         if mask is not None:
             doc_cos = np.where(mask, doc_cos, -np.inf)
         n = min(n, len(doc_cos))
         top = np.argpartition(-doc_cos, n - 1)[:n]
         top = top[np.lexsort((top, -doc_cos[top]))]
-        return [Hit(self._ids[i], float((1.0 + doc_cos[i]) / 2.0)) for i in top if np.isfinite(doc_cos[i])]
+        return [Hit(v.docs.ids[i], float((1.0 + doc_cos[i]) / 2.0)) for i in top if np.isfinite(doc_cos[i])]
 
     def search(
         self, plan: SearchPlan, query_vector: np.ndarray | None = None, with_sources: bool = False
@@ -349,24 +469,25 @@ class EmbeddedIndex:
             raise PlanError(f"mode {plan.mode!r} needs a query vector")
         if query_vector is not None and len(query_vector) != self.config.dims:
             raise EncoderMismatchError(f"query vector has {len(query_vector)} dims, index expects {self.config.dims}")
+        v = self._view  # one committed state for the whole search
         parts: dict[str, dict[str, float]] = {}
         if plan.mode == "bm25":
-            hits = self.bm25(plan, plan.k)
+            hits = self._bm25(v, plan, plan.k)
             parts = {h.doc_id: {"bm25": h.score} for h in hits}
         elif plan.mode == "rerank":
-            first = self.bm25(plan, plan.first_pass_size)
-            cos = self.vector_scores(query_vector, [h.doc_id for h in first[: plan.window_size]])  # type: ignore[arg-type]
+            first = self._bm25(v, plan, plan.first_pass_size)
+            cos = self._vector_scores(v, query_vector, [h.doc_id for h in first[: plan.window_size]])  # type: ignore[arg-type]
             rescored = apply_rescore(first, {d: c + 1.0 for d, c in cos.items()}, plan)
             hits = [Hit(d, s) for d, s in rescored[: plan.k]]
             parts = {h.doc_id: {"bm25": h.score} for h in first}
             for d, c in cos.items():
                 parts[d]["cosine"] = c
         elif plan.mode == "dense":
-            hits = self.knn(query_vector, plan.k, plan.filters)  # type: ignore[arg-type]
+            hits = self._knn(v, query_vector, plan.k, plan.filters)  # type: ignore[arg-type]
             parts = {h.doc_id: {"cosine": 2.0 * h.score - 1.0} for h in hits}
         else:
-            lexical = self.bm25(plan, plan.window_size)
-            dense = self.knn(query_vector, plan.window_size, plan.filters)  # type: ignore[arg-type]
+            lexical = self._bm25(v, plan, plan.window_size)
+            dense = self._knn(v, query_vector, plan.window_size, plan.filters)  # type: ignore[arg-type]
             # ES's rrf retriever returns at most rank_window_size hits
             fused = reciprocal_rank_fusion(
                 [[h.doc_id for h in lexical], [h.doc_id for h in dense]], plan.rank_constant, plan.window_size
@@ -377,7 +498,7 @@ class EmbeddedIndex:
             for h in dense:
                 parts.setdefault(h.doc_id, {})["cosine"] = 2.0 * h.score - 1.0
             if plan.mode == "hybrid_rerank":
-                cos = self.vector_scores(query_vector, [d for d, _ in fused[: plan.window_size]])  # type: ignore[arg-type]
+                cos = self._vector_scores(v, query_vector, [d for d, _ in fused[: plan.window_size]])  # type: ignore[arg-type]
                 fused = apply_rescore(fused, {d: c + 1.0 for d, c in cos.items()}, plan)
                 for d, c in cos.items():
                     parts[d]["cosine"] = c
@@ -385,152 +506,3 @@ class EmbeddedIndex:
         parts = {h.doc_id: parts.get(h.doc_id, {}) for h in hits}
         sources = self.get(h.doc_id for h in hits) if with_sources else {}
         return SearchResults(hits=hits, sources=sources, took_ms=(time.perf_counter() - t0) * 1000, parts=parts)
-
-
-class IndexWriter:
-    """The one writer of an embedded index. Use as a context manager; it commits on exit, also when an
-    exception escapes, so documents already accepted are kept.
-
-    Raises:
-        IndexLockedError: another process or writer holds the index.
-    """
-
-    def __init__(self, index: EmbeddedIndex, heap_size: int = 128_000_000) -> None:
-        self.index = index
-        self.path = index.path
-        self._lock_fh = open(self.path / "write.lock", "a+")
-        try:
-            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_fh.seek(0)
-            holder = self._lock_fh.read().strip() or "unknown"
-            self._lock_fh.close()
-            raise IndexLockedError(
-                f"index {self.path} is locked by another writer (pid {holder}); an embedded index has one writer at a time. "
-                "Wait for it to finish, or use the Elasticsearch backend for concurrent writers."
-            ) from None
-        self._lock_fh.truncate(0)
-        self._lock_fh.write(str(os.getpid()))
-        self._lock_fh.flush()
-        try:
-            self._tw = index._index.writer(heap_size=heap_size, num_threads=1)
-        except ValueError as exc:
-            self._release()
-            raise IndexLockedError(f"index {self.path}: tantivy writer lock is held: {exc}") from None
-        self._con = sqlite3.connect(self.path / "docs.sqlite")
-        self.dims = index.config.dims
-        vec_path = self.path / "vectors.f32"
-        size = vec_path.stat().st_size
-        row_bytes = 4 * self.dims
-        if size % row_bytes:  # a torn append from a crash: drop the partial row
-            os.truncate(vec_path, size - size % row_bytes)
-        self._vec = open(vec_path, "ab")
-        self._next_row = vec_path.stat().st_size // row_bytes
-        self.added = 0
-        self.unchanged = 0
-        self._closed = False
-
-    def _release(self) -> None:
-        fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
-        self._lock_fh.close()
-
-    def _hashes(self, ids: Sequence[str]) -> dict[str, str]:
-        out = {}
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            q = f"SELECT doc_id, hash FROM docs WHERE doc_id IN ({','.join('?' * len(chunk))})"
-            out.update(dict(self._con.execute(q, chunk).fetchall()))
-        return out
-
-    def pending(self, docs: Sequence[Document]) -> list[Document]:
-        """The documents that are new or changed (unchanged ones need no embedding); last copy of an id wins."""
-        latest = {d.id: d for d in docs}
-        known = self._hashes(list(latest))
-        cfg = self.index.config
-        fresh = [d for d in latest.values() if known.get(d.id) != _content_hash(d, cfg)]
-        self.unchanged += len(latest) - len(fresh)
-        return fresh
-
-    def upsert(self, docs: Sequence[Document], passage_vectors: Sequence[np.ndarray]) -> None:
-        """Write documents with their passage vectors (``[n_passages, dims]`` each), replacing same ids."""
-        if len(docs) != len(passage_vectors):
-            raise ValueError(f"{len(docs)} documents but {len(passage_vectors)} vector blocks")
-        T = self.index._tantivy
-        cfg = self.index.config
-        for doc, vecs in zip(docs, passage_vectors, strict=True):
-            vecs = np.ascontiguousarray(vecs, dtype=np.float32)
-            if vecs.ndim != 2 or vecs.shape[1] != self.dims:
-                raise EncoderMismatchError(
-                    f"document {doc.id!r}: vectors of shape {vecs.shape}, index expects [*, {self.dims}]"
-                )
-            self._vec.write(vecs.tobytes())
-            start, self._next_row = self._next_row, self._next_row + len(vecs)
-            self._tw.delete_documents_by_term("id", doc.id)
-            fields: dict[str, Any] = {
-                "id": doc.id,
-                "title": doc.title,
-                "abstract": doc.abstract,
-                "body": doc.body,
-                "source": doc.source,
-            }
-            if doc.year is not None:
-                fields["year"] = doc.year
-            self._tw.add_document(T.Document(**fields))
-            stored = {k: v for k, v in doc.to_json().items() if k != "body" and v not in ("", [])}
-            self._con.execute(
-                "INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    doc.id,
-                    start,
-                    len(vecs),
-                    doc.year,
-                    doc.source,
-                    _content_hash(doc, cfg),
-                    json.dumps(stored, ensure_ascii=False),
-                ),
-            )
-            self.added += 1
-
-    def add(self, docs: Sequence[Document], encoder: Encoder, batch_size: int = 32) -> int:
-        """Split, embed and upsert ``docs``; unchanged documents are skipped. Returns how many were written."""
-        self.index.check_encoder(encoder.info)
-        fresh = self.pending(docs)
-        if not fresh:
-            return 0
-        _, blocks = embed_passages(fresh, encoder, self.index.config.passages, batch_size)
-        self.upsert(fresh, blocks)
-        return len(fresh)
-
-    def delete(self, doc_ids: Iterable[str]) -> None:
-        for doc_id in doc_ids:
-            self._tw.delete_documents_by_term("id", doc_id)
-            self._con.execute("DELETE FROM docs WHERE doc_id = ?", (doc_id,))
-
-    def commit(self) -> None:
-        """Make everything written so far durable and visible: vectors, then BM25, then the doc table."""
-        self._vec.flush()
-        os.fsync(self._vec.fileno())
-        self._tw.commit()
-        self._con.commit()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self.commit()
-            self._tw.wait_merging_threads()
-            logger.info(
-                "index %s: committed; %d written, %d unchanged in this session", self.path, self.added, self.unchanged
-            )
-        finally:
-            self._vec.close()
-            self._con.close()
-            self._release()
-            self.index.reload()
-
-    def __enter__(self) -> IndexWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

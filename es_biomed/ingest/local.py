@@ -71,12 +71,17 @@ def index_documents(
     encode_batch_size: int = 32,
     show_progress: bool = False,
     report: IndexReport | None = None,
+    commit_every: int | None = None,
+    commit_interval: float | None = None,
 ) -> IndexReport:
     """Upsert ``docs`` into the embedded index at ``index_path`` (created if missing).
 
-    Each batch of ``batch_size`` documents is embedded and written; the writer commits at the end, and
-    also when an error escapes, so documents accepted before a bad record are kept.
+    Each batch of ``batch_size`` documents is embedded and written, then committed atomically (the protocol of
+    :mod:`es_biomed.backends.embedded_store`), so a crash loses at most the batch in flight and a re-run completes
+    it. ``commit_every`` (documents) and ``commit_interval`` (seconds) commit on that policy instead. The writer
+    also commits when an error escapes, so documents accepted before a bad record are kept.
     """
+    per_batch = commit_every is None and commit_interval is None
     t0 = time.perf_counter()
     report = report or IndexReport(index=str(index_path))
     index = EmbeddedIndex.create(index_path, encoder.info, passages=passages)
@@ -86,12 +91,14 @@ def index_documents(
 
         bar = tqdm(desc="index", unit="doc")
     try:
-        with index.writer() as writer:
+        with index.writer(commit_every=commit_every, commit_interval=commit_interval) as writer:
 
             def write(batch: list[Document]) -> None:
                 report.read += len(batch)
                 report.written += writer.add(batch, encoder, batch_size=encode_batch_size)
                 report.unchanged = writer.unchanged
+                if per_batch:
+                    writer.commit()
                 if bar is not None:
                     bar.update(len(batch))
 

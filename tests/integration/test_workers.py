@@ -129,8 +129,8 @@ def wait_finished(app, job_id: str, timeout: float = 240):
 
 def assert_indexed_exactly(index: Path, ids: list[str]) -> None:
     ix = EmbeddedIndex(index)
-    assert sorted(ix._ids) == sorted(ids)  # the doc table: one row per id
-    assert ix._searcher.num_docs == len(ids)  # BM25 side: no duplicate Lucene-style docs either
+    assert sorted(ix.doc_ids()) == sorted(ids)  # the doc table: one row per id
+    assert ix.bm25_doc_count() == len(ids)  # BM25 side: no duplicate Lucene-style docs either
     assert len(list(Path(index).glob("spool/*/*.npz"))) == 0  # every spool written and removed
 
 

@@ -128,7 +128,7 @@ def test_embed_then_write_is_idempotent(corpus, tmp_path, toy_encoder):
     again = embed_batch(refs[0], "job2", str(index), toy_encoder, sink)
     write_batch(again, str(index))
     ix = EmbeddedIndex(index)
-    assert sorted(ix._ids) == ["d1", "d2", "d4"] and ix._searcher.num_docs == 3
+    assert sorted(ix.doc_ids()) == ["d1", "d2", "d4"] and ix.bm25_doc_count() == 3
     d1 = ix.vector_scores(np.array([1, 1, 0, 0], np.float32) / np.sqrt(2), ["d1"])["d1"]
     # passage "Aspirin aspirin and fever" -> counts [2, 1, 0, 0]; cosine with [1, 1, 0, 0] = 3 / sqrt(10)
     assert d1 == pytest.approx(3 / np.sqrt(10), abs=1e-6)
