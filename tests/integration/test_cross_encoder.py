@@ -16,7 +16,7 @@ from es_biomed.query.cross_stage import document_text, rerank_score
 from es_biomed.query.presets import default_plan
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.precision]
 SAMPLE = REPO / "data" / "scifact-sample"
 QUERIES = [
     "Aspirin inhibits the production of PGE2.",

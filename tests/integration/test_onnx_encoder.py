@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.precision]
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

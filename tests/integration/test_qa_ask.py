@@ -12,7 +12,7 @@ from es_biomed.cli import main
 from es_biomed.corpus.readers import load_beir
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.precision]
 
 SAMPLE = REPO / "data" / "scifact-sample"
 DOC_IDS = ["33370", "12486491", "5864770", "23557241", "70490", "13734012"]

@@ -12,7 +12,7 @@ from es_biomed.cli import main
 from es_biomed.eval.trec import read_run
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.precision]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 

@@ -8,7 +8,7 @@ import pytest
 from es_biomed.eval.repro import compare, document_precision, load_repro, run_conditions
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.precision]
 
 
 def test_fast_conditions_reproduce():

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from es_biomed.cli import EXIT_REJECTED, main
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.precision]
 SAMPLE = REPO / "data" / "scifact-sample"
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.serve_server import OWN_DOCS, XSS_TITLE, serve_index, server  # noqa: F401 (fixtures)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.precision]
 QUERY = "neuraminidase inhibitor influenza symptoms"
 
 
