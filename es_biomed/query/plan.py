@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -44,6 +45,8 @@ __all__ = [
     "apply_rescore",
     "reciprocal_rank_fusion",
     "DEFAULT_FIELDS",
+    "MIN_YEAR",
+    "MAX_YEAR",
 ]
 
 ScoreMode = Literal["total", "multiply", "avg", "max", "min"]
@@ -55,15 +58,34 @@ SCORE_MODES: tuple[ScoreMode, ...] = ("total", "multiply", "avg", "max", "min")
 DEFAULT_FIELDS: tuple[tuple[str, float], ...] = (("title", 1.0), ("abstract", 1.0), ("body", 1.0))
 _FIELDS_ALLOWED = ("title", "abstract", "body")
 MAX_RESCORE_WINDOW = 10_000  # Elasticsearch's index.max_rescore_window default
+#: The publication years a filter may name (``year_from``, ``year_to``): the four-digit years of the ``date`` fields.
+#: Beyond them a year is surely a mistake, and one outside a 64-bit integer crashed the embedded engine (tantivy).
+MIN_YEAR = 0
+MAX_YEAR = 9999
 
 
 @dataclass(frozen=True)
 class Filters:
-    """Non-scoring filters: ``source`` in a set, publication year in ``[year_from, year_to]``."""
+    """Non-scoring filters: ``source`` in a set, publication year in ``[year_from, year_to]``.
+
+    Raises:
+        PlanError: a year that is not an integer from :data:`MIN_YEAR` to :data:`MAX_YEAR` (names the field).
+    """
 
     sources: tuple[str, ...] = ()
     year_from: int | None = None
     year_to: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("year_from", "year_to"):
+            val = getattr(self, name)
+            if val is None:
+                continue
+            if isinstance(val, bool) or not isinstance(val, numbers.Integral):
+                raise PlanError(f"{name} must be an integer year, got {val!r}")
+            if not MIN_YEAR <= val <= MAX_YEAR:
+                raise PlanError(f"{name} must be a year from {MIN_YEAR} to {MAX_YEAR}, got {val}")
+            object.__setattr__(self, name, int(val))
 
     def __bool__(self) -> bool:
         return bool(self.sources) or self.year_from is not None or self.year_to is not None

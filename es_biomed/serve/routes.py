@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from es_biomed.errors import EsBiomedError, PlanError
-from es_biomed.query.plan import MAX_RESCORE_WINDOW, SearchPlan
+from es_biomed.query.plan import MAX_RESCORE_WINDOW, MAX_YEAR, MIN_YEAR, SearchPlan
 from es_biomed.searcher import Searcher
 from es_biomed.serve.highlight import Highlighter
 from es_biomed.serve.results import hits_to_json
@@ -114,8 +114,14 @@ async def search_get(
         int | None, Query(ge=1, le=MAX_RESCORE_WINDOW, description="Rescore window (default: the tuned preset).")
     ] = None,
     source: Annotated[list[str], Query(description="Keep only these sources (repeat the parameter).")] = [],  # noqa: B006
-    year_from: Annotated[int | None, Query(description="First publication year kept.")] = None,
-    year_to: Annotated[int | None, Query(description="Last publication year kept.")] = None,
+    year_from: Annotated[
+        int | None,
+        Query(ge=MIN_YEAR, le=MAX_YEAR, description=f"First publication year kept ({MIN_YEAR} to {MAX_YEAR})."),
+    ] = None,
+    year_to: Annotated[
+        int | None,
+        Query(ge=MIN_YEAR, le=MAX_YEAR, description=f"Last publication year kept ({MIN_YEAR} to {MAX_YEAR})."),
+    ] = None,
 ) -> dict[str, Any]:
     """Search the index: BM25, BM25 + cosine rerank, dense kNN or hybrid RRF. Each hit carries its stored
     fields, DOI and PubMed links, a snippet with highlight ranges and its score parts."""

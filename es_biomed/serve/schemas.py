@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from es_biomed.errors import EsBiomedError
-from es_biomed.query.plan import MAX_RESCORE_WINDOW, Filters, SearchPlan
+from es_biomed.query.plan import MAX_RESCORE_WINDOW, MAX_YEAR, MIN_YEAR, Filters, SearchPlan
 from es_biomed.query.presets import default_plan
 
 __all__ = [
@@ -73,8 +73,12 @@ class FiltersBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sources: list[str] = Field(default_factory=list, description="Keep documents of these sources.")
-    year_from: int | None = Field(None, description="First publication year kept.")
-    year_to: int | None = Field(None, description="Last publication year kept.")
+    year_from: int | None = Field(
+        None, ge=MIN_YEAR, le=MAX_YEAR, description=f"First publication year kept ({MIN_YEAR} to {MAX_YEAR})."
+    )
+    year_to: int | None = Field(
+        None, ge=MIN_YEAR, le=MAX_YEAR, description=f"Last publication year kept ({MIN_YEAR} to {MAX_YEAR})."
+    )
 
 
 class PlanBody(BaseModel):
@@ -199,6 +203,9 @@ def _check_k(param: str, k: int) -> None:
 
 
 def _check_years(year_from: int | None, year_to: int | None, prefix: str = "") -> None:
+    for name, year in (("year_from", year_from), ("year_to", year_to)):
+        if year is not None and not MIN_YEAR <= year <= MAX_YEAR:
+            raise ParamError(f"{prefix}{name}", f"must be a year from {MIN_YEAR} to {MAX_YEAR}, got {year}")
     if year_from is not None and year_to is not None and year_from > year_to:
         raise ParamError(f"{prefix}year_from", f"is after {prefix}year_to ({year_from} > {year_to})")
 
@@ -241,7 +248,7 @@ def plan_from_params(
     """The plan of ``GET /search``; the tuned preset fills what is not given.
 
     Raises:
-        ParamError: names the bad parameter (``q``, ``mode``, ``k``, ``window``, ``year_from``).
+        ParamError: names the bad parameter (``q``, ``mode``, ``k``, ``window``, ``year_from``, ``year_to``).
 
     Example:
         >>> plan_from_params("aspirin", mode="bm25", k=5).k

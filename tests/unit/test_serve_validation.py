@@ -56,6 +56,12 @@ def client(tmp_path, toy_encoder):
         ({"q": "a", "k": 1001}, "k", "k: must be between 1 and 1000, got 1001"),
         ({"q": "a", "mode": "semantic"}, "mode", "mode: must be one of bm25, rerank, dense, hybrid, hybrid_rerank"),
         ({"q": "a", "year_from": 2021, "year_to": 2020}, "year_from", "year_from: is after year_to (2021 > 2020)"),
+        (
+            {"q": "a", "year_from": 2**63},
+            "year_from",
+            "year_from: must be a year from 0 to 9999, got 9223372036854775808",
+        ),
+        ({"q": "a", "year_to": -1}, "year_to", "year_to: must be a year from 0 to 9999, got -1"),
         ({"q": "a", "window": 0}, "window", "window: must be between 1 and 10000, got 0"),
         ({"q": "a", "mode": "hybrid", "k": 40, "window": 20}, "window", "window: must be at least k (40)"),
     ],
@@ -117,6 +123,9 @@ def test_plan_from_body_sets_only_what_is_given():
         ({"q": "aspirin", "mode": "semantic"}, "mode"),
         ({"q": "aspirin", "year_from": "2021", "year_to": "2010"}, "year_from"),
         ({"q": "aspirin", "year_from": "last year"}, "year_from"),
+        ({"q": "aspirin", "year_from": "9223372036854775808"}, "year_from"),  # was a 500 from tantivy (not an i64)
+        ({"q": "aspirin", "year_from": "10000"}, "year_from"),
+        ({"q": "aspirin", "year_to": "-1"}, "year_to"),
         ({"q": "aspirin", "window": "0"}, "window"),
     ],
 )
@@ -148,6 +157,8 @@ def test_post_search_malformed_json_is_a_400_naming_the_body(client):
         ({"query": "aspirin", "mode": "semantic"}, 422, "mode"),
         ({"query": "aspirin", "filters": {"year_from": 2021, "year_to": 2010}}, 422, "filters.year_from"),
         ({"query": "aspirin", "filters": {"sources": "pubmed"}}, 422, "filters.sources"),
+        ({"query": "aspirin", "filters": {"year_from": 9223372036854775808}}, 422, "filters.year_from"),
+        ({"query": "aspirin", "filters": {"year_to": -(2**63) - 1}}, 422, "filters.year_to"),
         ({"query": "aspirin", "fields": {"mesh": 1.0}}, 422, "fields.mesh"),
         ({"query": "aspirin", "colour": "red"}, 422, "colour"),
     ],
@@ -234,6 +245,16 @@ def test_openapi_and_offline_docs(client):
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
+def test_cli_search_refuses_a_year_outside_the_range(tmp_path):
+    from es_biomed.cli import main
+
+    res = CliRunner().invoke(
+        main, ["search", "aspirin", "--index", str(tmp_path), "--no-rerank", "--year-from", "9223372036854775808"]
+    )
+    assert res.exit_code == 1 and res.exception is not None and isinstance(res.exception, SystemExit), res.output
+    assert "Error: year_from must be a year from 0 to 9999, got 9223372036854775808" in res.output
+
+
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [
