@@ -21,9 +21,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from es_biomed.searcher import Searcher
+from es_biomed.serve.body_limit import BodyLimit, BodyTooLargeError, body_too_large_response
 from es_biomed.serve.highlight import Highlighter
 from es_biomed.serve.routes import PAGE_HEADERS, STATIC_DIR, ServeState, param_error_response, router
-from es_biomed.serve.schemas import ParamError
+from es_biomed.serve.schemas import MAX_BODY_BYTES, ParamError
 
 __all__ = ["create_app", "load_state", "DEFAULT_READER", "DEFAULT_PASSAGES"]
 
@@ -127,7 +128,9 @@ def create_app(
         version=ver,
         description=(
             "Biomedical literature search (BM25, cosine rerank, hybrid) and extractive answers. "
-            "**No authentication**: keep it on 127.0.0.1 or behind an authenticating proxy."
+            "**No authentication**: keep it on 127.0.0.1 or behind an authenticating proxy. "
+            f"Request bodies are limited to {MAX_BODY_BYTES} bytes (413 beyond). Errors are JSON "
+            "`{param, message, detail}` naming the parameter."
         ),
         redoc_url=None,
         lifespan=lifespan,
@@ -136,6 +139,8 @@ def create_app(
         app.state.serve = state
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ParamError, _param_error)
+    app.add_exception_handler(BodyTooLargeError, body_too_large_response)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.include_router(router)
     app.mount("/static", _PageFiles(directory=STATIC_DIR), name="static")
     return app

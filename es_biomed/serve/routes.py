@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from es_biomed.errors import EsBiomedError, PlanError
@@ -21,8 +22,11 @@ from es_biomed.searcher import Searcher
 from es_biomed.serve.highlight import Highlighter
 from es_biomed.serve.results import hits_to_json
 from es_biomed.serve.schemas import (
+    MAX_BODY_BYTES,
     MAX_K,
     MAX_QUERY_CHARS,
+    MAX_SOURCE_CHARS,
+    MAX_SOURCES,
     AskResponse,
     ErrorResponse,
     HealthResponse,
@@ -49,6 +53,7 @@ PAGE_HEADERS = {
 }
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Malformed JSON body"},
+    413: {"model": ErrorResponse, "description": f"The body is larger than {MAX_BODY_BYTES} bytes (`param`: body)"},
     422: {"model": ErrorResponse, "description": "A parameter is invalid; `param` names it"},
 }
 
@@ -71,13 +76,14 @@ class ServeState:
         vec = self.searcher.encoder.encode_queries([plan.query])[0] if plan.mode != "bm25" else None
         results = self.searcher.index.search(plan, vec, with_sources=True)
         f = plan.filters
+        hits = hits_to_json(results, plan, self.highlighter)
         return {
             "query": plan.query,
             "mode": plan.mode,
             "k": plan.k,
             "window_size": plan.window_size,
             "filters": {"sources": list(f.sources), "year_from": f.year_from, "year_to": f.year_to},
-            "hits": hits_to_json(results, plan, self.highlighter),
+            "hits": hits,
             "took_ms": round((time.perf_counter() - t0) * 1000, 3),
         }
 
@@ -113,7 +119,16 @@ async def search_get(
     window: Annotated[
         int | None, Query(ge=1, le=MAX_RESCORE_WINDOW, description="Rescore window (default: the tuned preset).")
     ] = None,
-    source: Annotated[list[str], Query(description="Keep only these sources (repeat the parameter).")] = [],  # noqa: B006
+    source: Annotated[
+        list[Annotated[str, StringConstraints(max_length=MAX_SOURCE_CHARS)]],
+        Query(
+            max_length=MAX_SOURCES,
+            description=(
+                f"Keep only these sources (repeat the parameter; at most {MAX_SOURCES}, each at most "
+                f"{MAX_SOURCE_CHARS} characters)."
+            ),
+        ),
+    ] = [],  # noqa: B006
     year_from: Annotated[
         int | None,
         Query(ge=MIN_YEAR, le=MAX_YEAR, description=f"First publication year kept ({MIN_YEAR} to {MAX_YEAR})."),

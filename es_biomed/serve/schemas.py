@@ -10,9 +10,9 @@ that names the parameter::
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from es_biomed.errors import EsBiomedError
 from es_biomed.query.plan import MAX_RESCORE_WINDOW, MAX_YEAR, MIN_YEAR, Filters, SearchPlan
@@ -21,6 +21,9 @@ from es_biomed.query.presets import default_plan
 __all__ = [
     "MAX_QUERY_CHARS",
     "MAX_K",
+    "MAX_BODY_BYTES",
+    "MAX_SOURCES",
+    "MAX_SOURCE_CHARS",
     "PAGE_MODES",
     "Mode",
     "ParamError",
@@ -41,6 +44,13 @@ __all__ = [
 
 MAX_QUERY_CHARS = 10_000
 MAX_K = 1000
+#: Largest request body (bytes) the service reads; a larger one is answered 413 before it is parsed. The largest
+#: valid ``POST /search`` is far smaller: a query of MAX_QUERY_CHARS characters as ``\uXXXX`` escapes (12 bytes a
+#: character outside the BMP) is 120 kB, MAX_SOURCES sources of MAX_SOURCE_CHARS characters 240 kB.
+MAX_BODY_BYTES = 1 << 20
+#: At most this many sources in a filter (``source`` repeated, ``filters.sources``), each at most MAX_SOURCE_CHARS.
+MAX_SOURCES = 100
+MAX_SOURCE_CHARS = 200
 Mode = Literal["bm25", "rerank", "dense", "hybrid", "hybrid_rerank"]
 #: The modes the page offers (the API takes every :data:`Mode`).
 PAGE_MODES: tuple[str, ...] = ("bm25", "rerank", "hybrid")
@@ -72,7 +82,11 @@ class FiltersBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sources: list[str] = Field(default_factory=list, description="Keep documents of these sources.")
+    sources: list[Annotated[str, StringConstraints(max_length=MAX_SOURCE_CHARS)]] = Field(
+        default_factory=list,
+        max_length=MAX_SOURCES,
+        description=f"Keep documents of these sources (at most {MAX_SOURCES}, each at most {MAX_SOURCE_CHARS} characters).",
+    )
     year_from: int | None = Field(
         None, ge=MIN_YEAR, le=MAX_YEAR, description=f"First publication year kept ({MIN_YEAR} to {MAX_YEAR})."
     )
@@ -202,6 +216,17 @@ def _check_k(param: str, k: int) -> None:
         raise ParamError(param, f"must be between 1 and {MAX_K}, got {k}")
 
 
+def _check_sources(param: str, sources: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The non-empty sources, at most :data:`MAX_SOURCES` of at most :data:`MAX_SOURCE_CHARS` characters."""
+    sources = sources or ()
+    if len(sources) > MAX_SOURCES:
+        raise ParamError(param, f"must name at most {MAX_SOURCES} sources, got {len(sources)}")
+    for s in sources:
+        if len(s) > MAX_SOURCE_CHARS:
+            raise ParamError(param, f"each source must be at most {MAX_SOURCE_CHARS} characters, got {len(s)}")
+    return tuple(s for s in sources if s)
+
+
 def _check_years(year_from: int | None, year_to: int | None, prefix: str = "") -> None:
     for name, year in (("year_from", year_from), ("year_to", year_to)):
         if year is not None and not MIN_YEAR <= year <= MAX_YEAR:
@@ -248,7 +273,8 @@ def plan_from_params(
     """The plan of ``GET /search``; the tuned preset fills what is not given.
 
     Raises:
-        ParamError: names the bad parameter (``q``, ``mode``, ``k``, ``window``, ``year_from``, ``year_to``).
+        ParamError: names the bad parameter (``q``, ``mode``, ``k``, ``window``, ``source``, ``year_from``,
+            ``year_to``).
 
     Example:
         >>> plan_from_params("aspirin", mode="bm25", k=5).k
@@ -265,7 +291,7 @@ def plan_from_params(
     if window is not None:
         overrides["window_size"] = window
     _hybrid_window(overrides, "window", window)
-    srcs = tuple(s for s in (sources or []) if s)
+    srcs = _check_sources("source", sources)
     if srcs or year_from is not None or year_to is not None:
         overrides["filters"] = Filters(srcs, year_from, year_to)
     return _build(query, overrides)
@@ -295,6 +321,6 @@ def plan_from_body(body: PlanBody) -> SearchPlan:
     if body.filters is not None:
         f = body.filters
         _check_years(f.year_from, f.year_to, prefix="filters.")
-        overrides["filters"] = Filters(tuple(s for s in f.sources if s), f.year_from, f.year_to)
+        overrides["filters"] = Filters(_check_sources("filters.sources", f.sources), f.year_from, f.year_to)
     _hybrid_window(overrides, "window_size", body.window_size)
     return _build(body.query, overrides)
