@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_FIELDS",
     "MIN_YEAR",
     "MAX_YEAR",
+    "MAX_WEIGHT",
 ]
 
 ScoreMode = Literal["total", "multiply", "avg", "max", "min"]
@@ -62,6 +63,9 @@ MAX_RESCORE_WINDOW = 10_000  # Elasticsearch's index.max_rescore_window default
 #: Beyond them a year is surely a mistake, and one outside a 64-bit integer crashed the embedded engine (tantivy).
 MIN_YEAR = 0
 MAX_YEAR = 9999
+#: Largest magnitude of ``query_weight``, ``rescore_query_weight`` and of a field boost. The tuning grids reach 1,000;
+#: far larger weights make no ranking sense and, near 1e308, overflow the scores to infinity.
+MAX_WEIGHT = 1e6
 
 
 @dataclass(frozen=True)
@@ -152,8 +156,8 @@ class SearchPlan:
         for name, boost in self.fields:
             if name not in _FIELDS_ALLOWED:
                 raise PlanError(f"unknown field {name!r}; expected one of {_FIELDS_ALLOWED}")
-            if not (math.isfinite(boost) and boost > 0):
-                raise PlanError(f"boost of {name!r} must be a positive number, got {boost!r}")
+            if not (math.isfinite(boost) and 0 < boost <= MAX_WEIGHT):
+                raise PlanError(f"boost of {name!r} must be a positive number up to {MAX_WEIGHT:,.0f}, got {boost!r}")
         if self.match_type not in ("best_fields", "most_fields"):
             raise PlanError(f"match_type must be best_fields or most_fields, got {self.match_type!r}")
         if self.score_mode not in SCORE_MODES:
@@ -174,6 +178,8 @@ class SearchPlan:
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val):
                 raise PlanError(f"{name} must be a finite number, got {val!r}")
+            if abs(val) > MAX_WEIGHT:
+                raise PlanError(f"{name} must be between -{MAX_WEIGHT:,.0f} and {MAX_WEIGHT:,.0f}, got {val!r}")
         w = self.ce_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1.0:
             raise PlanError(f"ce_weight must be a number in [0, 1], got {w!r}")

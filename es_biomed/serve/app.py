@@ -15,10 +15,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from es_biomed.searcher import Searcher
 from es_biomed.serve.body_limit import BodyLimit, BodyTooLargeError, body_too_large_response
@@ -88,6 +90,29 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _body_error(message: str) -> JSONResponse:
+    detail = [{"type": "json_invalid", "loc": ["body"], "msg": message}]
+    return JSONResponse(status_code=400, content={"param": "body", "message": f"body: {message}", "detail": detail})
+
+
+def _unparsable_body(cause: BaseException) -> str:
+    """Why FastAPI could not read a JSON body (it says only "There was an error parsing the body")."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"is not UTF-8 (byte 0x{cause.object[cause.start]:02x} at position {cause.start}); send JSON in UTF-8"
+    if isinstance(cause, RecursionError):
+        return "malformed JSON: nested too deeply"
+    return f"malformed JSON: {str(cause).split(';')[0] or type(cause).__name__}"
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """A body FastAPI could not parse (it raises a bare 400 from the parse error) gets the documented error shape;
+    other HTTP errors (404, 405...) keep FastAPI's."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        return _body_error(_unparsable_body(exc.__cause__))
+    return await http_exception_handler(request, exc)
+
+
 async def _param_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ParamError)
     return param_error_response(exc)
@@ -140,6 +165,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ParamError, _param_error)
     app.add_exception_handler(BodyTooLargeError, body_too_large_response)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.include_router(router)
     app.mount("/static", _PageFiles(directory=STATIC_DIR), name="static")

@@ -6,6 +6,7 @@ pool (:func:`starlette.concurrency.run_in_threadpool`).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +53,14 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Malformed JSON body"},
+    400: {"model": ErrorResponse, "description": "The body is not JSON in UTF-8 (malformed, nested too deeply...)"},
     413: {"model": ErrorResponse, "description": f"The body is larger than {MAX_BODY_BYTES} bytes (`param`: body)"},
-    422: {"model": ErrorResponse, "description": "A parameter is invalid; `param` names it"},
+    422: {
+        "model": ErrorResponse,
+        "description": (
+            "A parameter is invalid; `param` names it (`weights` when the weights make the scores overflow)"
+        ),
+    },
 }
 
 
@@ -77,6 +83,7 @@ class ServeState:
         results = self.searcher.index.search(plan, vec, with_sources=True)
         f = plan.filters
         hits = hits_to_json(results, plan, self.highlighter)
+        _check_finite(hits, plan)
         return {
             "query": plan.query,
             "mode": plan.mode,
@@ -95,6 +102,17 @@ class ServeState:
             "answers": [a.to_dict() for a in answers],
             "took_ms": round((time.perf_counter() - t0) * 1000, 3),
         }
+
+
+def _check_finite(hits: list[dict[str, Any]], plan: SearchPlan) -> None:
+    """A safety net behind the weight limits: a score that is not a finite number would be ``null`` in the JSON."""
+    for hit in hits:
+        if not all(v is None or math.isfinite(v) for v in hit["scores"].values()) or hit["scores"]["final"] is None:
+            raise ParamError(
+                "weights",
+                f"the scores are not finite numbers with query_weight {plan.query_weight!r}, rescore_query_weight "
+                f"{plan.rescore_query_weight!r} and field boosts {dict(plan.fields)!r}; use smaller weights",
+            )
 
 
 def get_state(request: Request) -> ServeState:

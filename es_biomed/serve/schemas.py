@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from es_biomed.errors import EsBiomedError
-from es_biomed.query.plan import MAX_RESCORE_WINDOW, MAX_YEAR, MIN_YEAR, Filters, SearchPlan
+from es_biomed.query.plan import MAX_RESCORE_WINDOW, MAX_WEIGHT, MAX_YEAR, MIN_YEAR, Filters, SearchPlan
 from es_biomed.query.presets import default_plan
 
 __all__ = [
@@ -105,13 +105,27 @@ class PlanBody(BaseModel):
     )
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
-    fields: dict[Literal["title", "abstract", "body"], float] | None = None
+    fields: dict[Literal["title", "abstract", "body"], float] | None = Field(
+        None, description=f"Field boosts, each a positive number up to {MAX_WEIGHT:,.0f}."
+    )
     match_type: Literal["best_fields", "most_fields"] | None = None
     filters: FiltersBody | None = None
     k: int = Field(10, ge=1, le=MAX_K)
     window_size: int | None = Field(None, ge=1, le=MAX_RESCORE_WINDOW)
-    query_weight: float | None = None
-    rescore_query_weight: float | None = None
+    query_weight: float | None = Field(
+        None,
+        ge=-MAX_WEIGHT,
+        le=MAX_WEIGHT,
+        allow_inf_nan=False,
+        description=f"Weight of the BM25 score (a finite number, at most {MAX_WEIGHT:,.0f} in magnitude).",
+    )
+    rescore_query_weight: float | None = Field(
+        None,
+        ge=-MAX_WEIGHT,
+        le=MAX_WEIGHT,
+        allow_inf_nan=False,
+        description=f"Weight of cosine + 1 (a finite number, at most {MAX_WEIGHT:,.0f} in magnitude).",
+    )
     score_mode: Literal["total", "multiply", "avg", "max", "min"] | None = None
     mode: Mode = "rerank"
     rank_constant: int | None = Field(None, ge=1)
@@ -235,9 +249,11 @@ def _check_years(year_from: int | None, year_to: int | None, prefix: str = "") -
         raise ParamError(f"{prefix}year_from", f"is after {prefix}year_to ({year_from} > {year_to})")
 
 
-def _check_number(param: str, val: float | None) -> None:
+def _check_weight(param: str, val: float | None) -> None:
     if val is not None and not math.isfinite(val):
         raise ParamError(param, f"must be a finite number, got {val!r}")
+    if val is not None and abs(val) > MAX_WEIGHT:
+        raise ParamError(param, f"must be between -{MAX_WEIGHT:,.0f} and {MAX_WEIGHT:,.0f}, got {val!r}")
 
 
 def _hybrid_window(overrides: dict[str, Any], window_param: str, given: int | None) -> None:
@@ -304,8 +320,8 @@ def plan_from_body(body: PlanBody) -> SearchPlan:
         ParamError: names the bad field (``query``, ``k``, ``window_size``, ``filters.year_from``...).
     """
     _check_query("query", body.query)
-    _check_number("query_weight", body.query_weight)
-    _check_number("rescore_query_weight", body.rescore_query_weight)
+    _check_weight("query_weight", body.query_weight)
+    _check_weight("rescore_query_weight", body.rescore_query_weight)
     overrides: dict[str, Any] = {"k": body.k, "mode": body.mode}
     for name in ("match_type", "window_size", "query_weight", "rescore_query_weight", "score_mode", "rank_constant"):
         val = getattr(body, name)
@@ -315,8 +331,10 @@ def plan_from_body(body: PlanBody) -> SearchPlan:
         if not body.fields:
             raise ParamError("fields", "must name at least one field")
         for name, boost in body.fields.items():
-            if not (math.isfinite(boost) and boost > 0):
-                raise ParamError(f"fields.{name}", f"boost must be a positive number, got {boost!r}")
+            if not (math.isfinite(boost) and 0 < boost <= MAX_WEIGHT):
+                raise ParamError(
+                    f"fields.{name}", f"boost must be a positive number up to {MAX_WEIGHT:,.0f}, got {boost!r}"
+                )
         overrides["fields"] = tuple(body.fields.items())
     if body.filters is not None:
         f = body.filters

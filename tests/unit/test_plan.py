@@ -98,6 +98,12 @@ def test_plan_is_immutable_and_replace_validates():
         ({"fields": {"titel": 1.0}}, "unknown field 'titel'"),
         ({"fields": {"title": -1.0}}, "boost of 'title' must be a positive number"),
         ({"query_weight": float("nan")}, "query_weight must be a finite number"),
+        ({"query_weight": 1e308}, "query_weight must be between -1,000,000 and 1,000,000, got 1e+308"),
+        (
+            {"rescore_query_weight": -1e7},
+            "rescore_query_weight must be between -1,000,000 and 1,000,000, got -10000000.0",
+        ),
+        ({"fields": {"title": 1e300}}, "boost of 'title' must be a positive number up to 1,000,000, got 1e+300"),
         ({"mode": "hybrid", "k": 60, "window_size": 50}, "window_size 50 < k 60"),
         ({"mode": "semantic"}, "mode must be one of bm25, rerank, dense, hybrid, hybrid_rerank"),
     ],

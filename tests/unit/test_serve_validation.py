@@ -5,6 +5,7 @@ encoder; the real model, a real server and a real browser are in tests/integrati
 from __future__ import annotations
 
 import json
+import math
 import re
 import warnings
 
@@ -97,7 +98,6 @@ def test_plan_from_params_takes_the_preset_and_the_filters():
         ({"query": "a", "filters": {"year_from": 2001, "year_to": 2000}}, "filters.year_from"),
         ({"query": "a", "fields": {}}, "fields"),
         ({"query": "a", "fields": {"title": -1.0}}, "fields.title"),
-        ({"query": "a", "query_weight": float("nan")}, "query_weight"),
         ({"query": "a", "mode": "hybrid", "k": 60, "window_size": 10}, "window_size"),
     ],
 )
@@ -246,16 +246,44 @@ def test_a_streamed_body_is_counted_and_refused_past_the_limit(client):
 
 
 @pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (("[" * 1000 + "]" * 1000).encode(), "body: malformed JSON: nested too deeply"),
+        (('{"query": ' + "[" * 100_000 + "]" * 100_000 + "}").encode(), "body: malformed JSON: nested too deeply"),
+        ('{"query": "fièvre"}'.encode("latin-1"), "body: is not UTF-8 (byte 0xe8 at position 13)"),
+        (b'{"query": "\xff\xfe"}', "body: is not UTF-8 (byte 0xff at position 11)"),
+        (b'{"query": "a", "k": 1' + b"0" * 5000 + b"}", "body: malformed JSON: Exceeds the limit (4300 digits)"),
+    ],
+)
+def test_every_unparsable_body_is_a_400_in_the_documented_shape(client, content, message):
+    """FastAPI answered these with {"detail": "There was an error parsing the body"}."""
+    body = _assert_documented_error(_post_raw(client, content), 400, "body")
+    assert body["message"].startswith(message), body
+
+
+@pytest.mark.parametrize(
     ("body", "param", "limit"),
     [
         ({"filters": {"sources": ["pubmed"] * (MAX_SOURCES + 1)}}, "filters.sources", str(MAX_SOURCES)),
         ({"filters": {"sources": ["p" * (MAX_SOURCE_CHARS + 1)]}}, "filters.sources", str(MAX_SOURCE_CHARS)),
+        ({"query_weight": 1e308}, "query_weight", "1000000"),
+        ({"rescore_query_weight": 1e308}, "rescore_query_weight", "1000000"),
+        ({"rescore_query_weight": -1e7}, "rescore_query_weight", "-1000000"),
+        ({"fields": {"title": 1e300}}, "fields.title", "1,000,000"),
     ],
 )
 def test_post_search_limits_are_422_naming_the_field_and_the_limit(client, body, param, limit):
     r = client.post("/search", json={"query": "aspirin", **body})
     msg = _assert_documented_error(r, 422, param)["message"]
     assert limit in msg, msg
+
+
+@pytest.mark.parametrize("content", [b"NaN", b"Infinity", b"-Infinity"])
+@pytest.mark.parametrize("param", ["query_weight", "rescore_query_weight"])
+def test_post_search_refuses_non_finite_weights(client, param, content):
+    """Python's json reads NaN and Infinity; the weights must be finite numbers."""
+    r = _post_raw(client, b'{"query": "aspirin", "%s": %s}' % (param.encode(), content))
+    _assert_documented_error(r, 422, param)
 
 
 @pytest.mark.parametrize(
@@ -278,12 +306,52 @@ def test_get_search_caps_the_sources(client, params, limit):
             "source",
             "source: must name at most 100 sources, got 101",
         ),
+        (
+            lambda: plan_from_body(PlanBody.model_construct(query="a", k=10, mode="rerank", query_weight=1e308)),
+            "query_weight",
+            "query_weight: must be between -1,000,000 and 1,000,000, got 1e+308",
+        ),
+        (
+            lambda: plan_from_body(PlanBody.model_construct(query="a", k=10, mode="rerank", query_weight=math.nan)),
+            "query_weight",
+            "query_weight: must be a finite number, got nan",
+        ),
     ],
 )
 def test_library_callers_of_the_schemas_get_the_same_limits(call, param, message):
     with pytest.raises(ParamError, match=re.escape(message)) as err:
         call()
     assert err.value.param == param
+
+
+def _no_constants(name):
+    raise AssertionError(f"the JSON holds {name}")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": "aspirin fever", "query_weight": 1e6, "rescore_query_weight": 1e6, "score_mode": "multiply"},
+        {"query": "aspirin fever", "query_weight": -1e6, "rescore_query_weight": 1e6, "fields": {"title": 1e6}},
+        {"query": "aspirin fever", "mode": "hybrid_rerank", "rescore_query_weight": 1e6},
+    ],
+)
+def test_largest_weights_give_finite_scores_in_the_json(client, body):
+    r = client.post("/search", json=body)
+    assert r.status_code == 200, r.text
+    hits = json.loads(r.text, parse_constant=_no_constants)["hits"]
+    assert hits and all(isinstance(h["scores"]["final"], float) and math.isfinite(h["scores"]["final"]) for h in hits)
+
+
+def test_a_non_finite_score_is_a_422_naming_the_weights_not_a_null(client):
+    """The safety net behind the weight limits: a plan that slipped past them (forced here) is refused."""
+    plan = plan_from_body(PlanBody(query="aspirin", mode="bm25"))
+    object.__setattr__(plan, "query_weight", 1e308)  # what validation would refuse
+    object.__setattr__(plan, "fields", (("abstract", 1e308),))
+    state = client.app.state.serve
+    with pytest.raises(ParamError, match=re.escape("weights: the scores are not finite numbers")) as err:
+        state.search(plan)
+    assert err.value.status == 422
 
 
 @pytest.mark.parametrize(
