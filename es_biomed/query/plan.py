@@ -48,6 +48,7 @@ __all__ = [
     "MIN_YEAR",
     "MAX_YEAR",
     "MAX_WEIGHT",
+    "MAX_RANK_CONSTANT",
 ]
 
 ScoreMode = Literal["total", "multiply", "avg", "max", "min"]
@@ -66,6 +67,9 @@ MAX_YEAR = 9999
 #: Largest magnitude of ``query_weight``, ``rescore_query_weight`` and of a field boost. The tuning grids reach 1,000;
 #: far larger weights make no ranking sense and, near 1e308, overflow the scores to infinity.
 MAX_WEIGHT = 1e6
+#: Largest RRF ``rank_constant``: Elasticsearch reads it as a Java ``int`` (a larger integer made the embedded RRF's
+#: ``1 / (rank_constant + rank)`` raise OverflowError).
+MAX_RANK_CONSTANT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,8 @@ class SearchPlan:
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, int) or val < 1:
                 raise PlanError(f"{name} must be a positive integer, got {val!r}")
+        if self.rank_constant > MAX_RANK_CONSTANT:
+            raise PlanError(f"rank_constant must be at most {MAX_RANK_CONSTANT}, got {self.rank_constant}")
         if self.mode in ("hybrid", "hybrid_rerank") and self.window_size < self.k:
             raise PlanError(
                 f"hybrid search returns at most window_size (rank_window_size) hits: window_size {self.window_size} < k {self.k}"

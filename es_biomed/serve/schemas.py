@@ -15,7 +15,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from es_biomed.errors import EsBiomedError
-from es_biomed.query.plan import MAX_RESCORE_WINDOW, MAX_WEIGHT, MAX_YEAR, MIN_YEAR, Filters, SearchPlan
+from es_biomed.query.plan import (
+    MAX_RANK_CONSTANT,
+    MAX_RESCORE_WINDOW,
+    MAX_WEIGHT,
+    MAX_YEAR,
+    MIN_YEAR,
+    Filters,
+    SearchPlan,
+)
 from es_biomed.query.presets import default_plan
 
 __all__ = [
@@ -128,7 +136,7 @@ class PlanBody(BaseModel):
     )
     score_mode: Literal["total", "multiply", "avg", "max", "min"] | None = None
     mode: Mode = "rerank"
-    rank_constant: int | None = Field(None, ge=1)
+    rank_constant: int | None = Field(None, ge=1, le=MAX_RANK_CONSTANT)
 
 
 # ------------------------------------------------------------------------------------------------ responses

@@ -105,6 +105,7 @@ def test_plan_is_immutable_and_replace_validates():
         ),
         ({"fields": {"title": 1e300}}, "boost of 'title' must be a positive number up to 1,000,000, got 1e+300"),
         ({"mode": "hybrid", "k": 60, "window_size": 50}, "window_size 50 < k 60"),
+        ({"mode": "hybrid", "rank_constant": 10**400}, "rank_constant must be at most 2147483647, got 1000"),
         ({"mode": "semantic"}, "mode must be one of bm25, rerank, dense, hybrid, hybrid_rerank"),
     ],
 )

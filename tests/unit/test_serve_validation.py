@@ -270,6 +270,7 @@ def test_every_unparsable_body_is_a_400_in_the_documented_shape(client, content,
         ({"rescore_query_weight": 1e308}, "rescore_query_weight", "1000000"),
         ({"rescore_query_weight": -1e7}, "rescore_query_weight", "-1000000"),
         ({"fields": {"title": 1e300}}, "fields.title", "1,000,000"),
+        ({"mode": "hybrid", "rank_constant": 10**400}, "rank_constant", "2147483647"),  # was a 500 (OverflowError)
     ],
 )
 def test_post_search_limits_are_422_naming_the_field_and_the_limit(client, body, param, limit):
