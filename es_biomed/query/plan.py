@@ -49,6 +49,9 @@ __all__ = [
     "MAX_YEAR",
     "MAX_WEIGHT",
     "MAX_RANK_CONSTANT",
+    "MAX_QUERY_CLAUSES",
+    "LUCENE_MAX_CLAUSES",
+    "query_clauses",
 ]
 
 ScoreMode = Literal["total", "multiply", "avg", "max", "min"]
@@ -70,6 +73,13 @@ MAX_WEIGHT = 1e6
 #: Largest RRF ``rank_constant``: Elasticsearch reads it as a Java ``int`` (a larger integer made the embedded RRF's
 #: ``1 / (rank_constant + rank)`` raise OverflowError).
 MAX_RANK_CONSTANT = 2**31 - 1
+#: Lucene's default ``maxClauseCount`` (OpenSearch's ``indices.query.bool.max_clause_count``; Elasticsearch 8+
+#: derives a larger one from the heap): a search compiling to more term clauses is refused by the cluster.
+LUCENE_MAX_CLAUSES = 1024
+#: The most term clauses the BM25 query of a plan may compile to (:func:`query_clauses`: its terms times its fields),
+#: on every engine alike. It leaves LUCENE_MAX_CLAUSES - MAX_QUERY_CLAUSES = 24 for the filters' clauses (a
+#: ``terms`` filter rewrites to at most 16 term clauses, a ``range`` to 2).
+MAX_QUERY_CLAUSES = 1000
 
 
 @dataclass(frozen=True)
@@ -191,6 +201,18 @@ class SearchPlan:
             raise PlanError(f"ce_weight must be a number in [0, 1], got {w!r}")
         if self.cross_encoder is not None and (not isinstance(self.cross_encoder, str) or not self.cross_encoder):
             raise PlanError(f"cross_encoder must be a model name or directory, got {self.cross_encoder!r}")
+        if self.mode != "dense" and self.query.strip():  # dense alone never analyzes the query
+            nf = len(self.fields)
+            terms = query_clauses(self.query)
+            clauses = terms * nf
+            if clauses > MAX_QUERY_CLAUSES:
+                raise PlanError(
+                    f"query is too long: its {terms} words (stop words included) over {nf} field(s) make "
+                    f"{clauses} term clauses, more than the {MAX_QUERY_CLAUSES} a search may have on any engine "
+                    f"(OpenSearch refuses more than its maxClauseCount, {LUCENE_MAX_CLAUSES}); use at most "
+                    f"{MAX_QUERY_CLAUSES // nf} words, or fewer fields",
+                    param="query",
+                )
         if self.mode == "rerank_ce" and self.ce_window > self.window_size:
             raise PlanError(
                 f"ce_window {self.ce_window} exceeds window_size {self.window_size}: the cross-encoder re-sorts "
@@ -205,6 +227,22 @@ class SearchPlan:
     def first_pass_size(self) -> int:
         """How many BM25 hits the first pass must fetch."""
         return max(self.k, self.window_size) if self.mode != "bm25" and self.mode != "dense" else self.k
+
+
+def query_clauses(query: str, n_fields: int = 1) -> int:
+    """The term clauses a BM25 query on ``query`` over ``n_fields`` fields compiles to, at most, on every engine:
+    :func:`~es_biomed.backends.analysis.count_query_terms` (the project's tokenizer, duplicates and stop words
+    included: an upper bound of what Elasticsearch's and OpenSearch's ``english`` analyzer keep) times the fields,
+    as a ``multi_match`` holds one ``match`` (one clause per term) per field.
+
+    Example:
+        >>> query_clauses("aspirin and stroke", 3)
+        9
+    """
+    # the analyzer belongs to the engines' package (stored with each embedded index); imported here, on use
+    from es_biomed.backends.analysis import count_query_terms
+
+    return count_query_terms(query) * n_fields
 
 
 def combine_scores(primary: float, secondary: float, score_mode: ScoreMode) -> float:

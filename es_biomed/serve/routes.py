@@ -18,7 +18,7 @@ from pydantic import StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from es_biomed.errors import EsBiomedError, PlanError
-from es_biomed.query.plan import MAX_RESCORE_WINDOW, MAX_YEAR, MIN_YEAR, SearchPlan
+from es_biomed.query.plan import MAX_QUERY_CLAUSES, MAX_RESCORE_WINDOW, MAX_YEAR, MIN_YEAR, SearchPlan
 from es_biomed.searcher import Searcher
 from es_biomed.serve.highlight import Highlighter
 from es_biomed.serve.results import hits_to_json
@@ -131,7 +131,16 @@ async def page() -> FileResponse:
 @router.get("/search", response_model=SearchResponse, responses=ERRORS, tags=["search"])
 async def search_get(
     state: State,
-    q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="The query (not empty).")],
+    q: Annotated[
+        str,
+        Query(
+            max_length=MAX_QUERY_CHARS,
+            description=(
+                f"The query (not empty; at most {MAX_QUERY_CHARS} characters, and at most {MAX_QUERY_CLAUSES} "
+                "term clauses: its words, stop words included, times the fields searched)."
+            ),
+        ),
+    ],
     mode: Annotated[Mode, Query(description="Search mode.")] = "rerank",
     k: Annotated[int, Query(ge=1, le=MAX_K, description="Number of hits.")] = 10,
     window: Annotated[
@@ -197,8 +206,8 @@ async def ask(
     overrides = {"mode": mode} if mode else None
     try:
         return await run_in_threadpool(state.ask, question, k, overrides)
-    except PlanError as exc:  # e.g. a hybrid window smaller than the passages the asker fetches
-        raise ParamError("mode", str(exc)) from exc
+    except PlanError as exc:  # a question too long, or e.g. a hybrid window smaller than the passages it fetches
+        raise ParamError("q" if exc.param == "query" else "mode", str(exc)) from exc
     except ValueError as exc:  # es_biomed.qa's QaParameterError names its parameter ("question" is our q)
         if not isinstance(exc, EsBiomedError) or not hasattr(exc, "param"):
             raise

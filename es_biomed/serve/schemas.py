@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from es_biomed.errors import EsBiomedError
 from es_biomed.query.plan import (
+    MAX_QUERY_CLAUSES,
     MAX_RANK_CONSTANT,
     MAX_RESCORE_WINDOW,
     MAX_WEIGHT,
@@ -112,7 +113,14 @@ class PlanBody(BaseModel):
         json_schema_extra={"examples": [{"query": "aspirin and stroke", "mode": "rerank", "k": 10}]},
     )
 
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    query: str = Field(
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        description=(
+            f"The query: at most {MAX_QUERY_CHARS} characters and {MAX_QUERY_CLAUSES} term clauses (its words, stop "
+            "words included, times the fields searched)."
+        ),
+    )
     fields: dict[Literal["title", "abstract", "body"], float] | None = Field(
         None, description=f"Field boosts, each a positive number up to {MAX_WEIGHT:,.0f}."
     )
@@ -278,11 +286,12 @@ def _hybrid_window(overrides: dict[str, Any], window_param: str, given: int | No
         )
 
 
-def _build(query: str, overrides: dict[str, Any]) -> SearchPlan:
+def _build(query: str, overrides: dict[str, Any], query_param: str) -> SearchPlan:
     try:
         return default_plan(query, **overrides)
-    except EsBiomedError as exc:  # PlanError: a combination the checks above did not catch
-        raise ParamError("plan", str(exc)) from exc
+    except EsBiomedError as exc:  # PlanError: a combination the checks above did not catch, or a query too long
+        param = query_param if getattr(exc, "param", None) == "query" else "plan"
+        raise ParamError(param, str(exc)) from exc
 
 
 def plan_from_params(
@@ -297,8 +306,9 @@ def plan_from_params(
     """The plan of ``GET /search``; the tuned preset fills what is not given.
 
     Raises:
-        ParamError: names the bad parameter (``q``, ``mode``, ``k``, ``window``, ``source``, ``year_from``,
-            ``year_to``).
+        ParamError: names the bad parameter (``q``, also for a query of more than
+            :data:`~es_biomed.query.plan.MAX_QUERY_CLAUSES` term clauses, ``mode``, ``k``, ``window``, ``source``,
+            ``year_from``, ``year_to``).
 
     Example:
         >>> plan_from_params("aspirin", mode="bm25", k=5).k
@@ -318,7 +328,7 @@ def plan_from_params(
     srcs = _check_sources("source", sources)
     if srcs or year_from is not None or year_to is not None:
         overrides["filters"] = Filters(srcs, year_from, year_to)
-    return _build(query, overrides)
+    return _build(query, overrides, "q")
 
 
 def plan_from_body(body: PlanBody) -> SearchPlan:
@@ -349,4 +359,4 @@ def plan_from_body(body: PlanBody) -> SearchPlan:
         _check_years(f.year_from, f.year_to, prefix="filters.")
         overrides["filters"] = Filters(_check_sources("filters.sources", f.sources), f.year_from, f.year_to)
     _hybrid_window(overrides, "window_size", body.window_size)
-    return _build(body.query, overrides)
+    return _build(body.query, overrides, "query")
