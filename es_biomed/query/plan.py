@@ -78,7 +78,7 @@ MAX_RANK_CONSTANT = 2**31 - 1
 LUCENE_MAX_CLAUSES = 1024
 #: The most term clauses the BM25 query of a plan may compile to (:func:`query_clauses`: its terms times its fields),
 #: on every engine alike. It leaves LUCENE_MAX_CLAUSES - MAX_QUERY_CLAUSES = 24 for the filters' clauses (a
-#: ``terms`` filter rewrites to at most 16 term clauses, a ``range`` to 2).
+#: ``terms`` filter rewrites to at most 17: up to 16 term queries and a doc-values query; a ``range`` to 2).
 MAX_QUERY_CLAUSES = 1000
 
 
