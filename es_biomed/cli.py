@@ -258,9 +258,9 @@ def search(
     ):
         if val is not None:
             overrides[key] = val
-    if sources or year_from is not None or year_to is not None:
-        overrides["filters"] = Filters(tuple(sources), year_from, year_to)
     try:
+        if sources or year_from is not None or year_to is not None:
+            overrides["filters"] = Filters(tuple(sources), year_from, year_to)
         plan = default_plan(query, **overrides)
         if print_request:
             from es_biomed.query.es_compile import compile_search

@@ -99,7 +99,15 @@ class MissingDependencyError(ImportError, EsBiomedError):
 
 
 class PlanError(ValueError, EsBiomedError):
-    """A :class:`~es_biomed.query.SearchPlan` has invalid parameters."""
+    """A :class:`~es_biomed.query.SearchPlan` has invalid parameters; ``param`` names the one at fault where a
+    caller may want to point at it (e.g. ``"query"``)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (str(self), self.param))
 
 
 class ClusterError(RuntimeError, EsBiomedError):

@@ -21,9 +21,19 @@ indexes reopen unchanged.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
-__all__ = ["AnalyzerConfig", "build_analyzer", "ANALYZER_NAME", "LUCENE_STOP", "POSSESSIVE_TOKENS", "UAX29_POSSESSIVE"]
+__all__ = [
+    "AnalyzerConfig",
+    "build_analyzer",
+    "count_query_terms",
+    "ANALYZER_NAME",
+    "LUCENE_STOP",
+    "POSSESSIVE_TOKENS",
+    "UAX29_POSSESSIVE",
+    "LUCENE_MAX_TOKEN_LENGTH",
+]
 
 ANALYZER_NAME = "es_biomed_en"
 
@@ -104,3 +114,36 @@ def build_analyzer(cfg: AnalyzerConfig) -> Any:
     if cfg.stemmer:
         builder = builder.filter(tantivy.Filter.stemmer(cfg.stemmer))
     return builder.build()
+
+
+#: Lucene's ``StandardTokenizer`` splits a longer token into pieces of this many (UTF-16) characters.
+LUCENE_MAX_TOKEN_LENGTH = 255
+
+
+@lru_cache(maxsize=1)
+def _query_tokenizer() -> Any:
+    import tantivy
+
+    return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(UAX29_POSSESSIVE)).build()
+
+
+def count_query_terms(text: str) -> int:
+    """How many term clauses a match query on ``text`` holds per field, at most, on every engine: the tokens of the
+    project's UAX#29 tokenizer (the embedded engine's, matched to Elasticsearch's ``standard`` tokenizer) *before*
+    the filters, duplicates included, a token over :data:`LUCENE_MAX_TOKEN_LENGTH` characters counted as the pieces
+    Lucene cuts it into.
+
+    It is an upper bound of the terms both analyzers keep: the ``english`` analyzer only drops tokens after the
+    tokenizer (stop words, the possessive ``'s``), and where the two tokenizers differ it is towards more tokens
+    here (``John's`` is ``John`` + ``'s``, a digit's possessive ``p53's`` is two tokens in both, a long token is one
+    in tantivy and several in Lucene, counted as several).
+
+    Example:
+        >>> count_query_terms("the p53's role in BRCA1"), count_query_terms("x" * 600)
+        (6, 3)
+    """
+    n = 0
+    for tok in _query_tokenizer().analyze(text):
+        units = len(tok.encode("utf-16-le")) // 2
+        n += -(-units // LUCENE_MAX_TOKEN_LENGTH)
+    return n

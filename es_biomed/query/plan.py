@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -44,6 +45,13 @@ __all__ = [
     "apply_rescore",
     "reciprocal_rank_fusion",
     "DEFAULT_FIELDS",
+    "MIN_YEAR",
+    "MAX_YEAR",
+    "MAX_WEIGHT",
+    "MAX_RANK_CONSTANT",
+    "MAX_QUERY_CLAUSES",
+    "LUCENE_MAX_CLAUSES",
+    "query_clauses",
 ]
 
 ScoreMode = Literal["total", "multiply", "avg", "max", "min"]
@@ -55,15 +63,47 @@ SCORE_MODES: tuple[ScoreMode, ...] = ("total", "multiply", "avg", "max", "min")
 DEFAULT_FIELDS: tuple[tuple[str, float], ...] = (("title", 1.0), ("abstract", 1.0), ("body", 1.0))
 _FIELDS_ALLOWED = ("title", "abstract", "body")
 MAX_RESCORE_WINDOW = 10_000  # Elasticsearch's index.max_rescore_window default
+#: The publication years a filter may name (``year_from``, ``year_to``): the four-digit years of the ``date`` fields.
+#: Beyond them a year is surely a mistake, and one outside a 64-bit integer crashed the embedded engine (tantivy).
+MIN_YEAR = 0
+MAX_YEAR = 9999
+#: Largest magnitude of ``query_weight``, ``rescore_query_weight`` and of a field boost. The tuning grids reach 1,000;
+#: far larger weights make no ranking sense and, near 1e308, overflow the scores to infinity.
+MAX_WEIGHT = 1e6
+#: Largest RRF ``rank_constant``: Elasticsearch reads it as a Java ``int`` (a larger integer made the embedded RRF's
+#: ``1 / (rank_constant + rank)`` raise OverflowError).
+MAX_RANK_CONSTANT = 2**31 - 1
+#: Lucene's default ``maxClauseCount`` (OpenSearch's ``indices.query.bool.max_clause_count``; Elasticsearch 8+
+#: derives a larger one from the heap): a search compiling to more term clauses is refused by the cluster.
+LUCENE_MAX_CLAUSES = 1024
+#: The most term clauses the BM25 query of a plan may compile to (:func:`query_clauses`: its terms times its fields),
+#: on every engine alike. It leaves LUCENE_MAX_CLAUSES - MAX_QUERY_CLAUSES = 24 for the filters' clauses (a
+#: ``terms`` filter rewrites to at most 17: up to 16 term queries and a doc-values query; a ``range`` to 2).
+MAX_QUERY_CLAUSES = 1000
 
 
 @dataclass(frozen=True)
 class Filters:
-    """Non-scoring filters: ``source`` in a set, publication year in ``[year_from, year_to]``."""
+    """Non-scoring filters: ``source`` in a set, publication year in ``[year_from, year_to]``.
+
+    Raises:
+        PlanError: a year that is not an integer from :data:`MIN_YEAR` to :data:`MAX_YEAR` (names the field).
+    """
 
     sources: tuple[str, ...] = ()
     year_from: int | None = None
     year_to: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("year_from", "year_to"):
+            val = getattr(self, name)
+            if val is None:
+                continue
+            if isinstance(val, bool) or not isinstance(val, numbers.Integral):
+                raise PlanError(f"{name} must be an integer year, got {val!r}")
+            if not MIN_YEAR <= val <= MAX_YEAR:
+                raise PlanError(f"{name} must be a year from {MIN_YEAR} to {MAX_YEAR}, got {val}")
+            object.__setattr__(self, name, int(val))
 
     def __bool__(self) -> bool:
         return bool(self.sources) or self.year_from is not None or self.year_to is not None
@@ -130,8 +170,8 @@ class SearchPlan:
         for name, boost in self.fields:
             if name not in _FIELDS_ALLOWED:
                 raise PlanError(f"unknown field {name!r}; expected one of {_FIELDS_ALLOWED}")
-            if not (math.isfinite(boost) and boost > 0):
-                raise PlanError(f"boost of {name!r} must be a positive number, got {boost!r}")
+            if not (math.isfinite(boost) and 0 < boost <= MAX_WEIGHT):
+                raise PlanError(f"boost of {name!r} must be a positive number up to {MAX_WEIGHT:,.0f}, got {boost!r}")
         if self.match_type not in ("best_fields", "most_fields"):
             raise PlanError(f"match_type must be best_fields or most_fields, got {self.match_type!r}")
         if self.score_mode not in SCORE_MODES:
@@ -142,6 +182,8 @@ class SearchPlan:
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, int) or val < 1:
                 raise PlanError(f"{name} must be a positive integer, got {val!r}")
+        if self.rank_constant > MAX_RANK_CONSTANT:
+            raise PlanError(f"rank_constant must be at most {MAX_RANK_CONSTANT}, got {self.rank_constant}")
         if self.mode in ("hybrid", "hybrid_rerank") and self.window_size < self.k:
             raise PlanError(
                 f"hybrid search returns at most window_size (rank_window_size) hits: window_size {self.window_size} < k {self.k}"
@@ -152,11 +194,25 @@ class SearchPlan:
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val):
                 raise PlanError(f"{name} must be a finite number, got {val!r}")
+            if abs(val) > MAX_WEIGHT:
+                raise PlanError(f"{name} must be between -{MAX_WEIGHT:,.0f} and {MAX_WEIGHT:,.0f}, got {val!r}")
         w = self.ce_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1.0:
             raise PlanError(f"ce_weight must be a number in [0, 1], got {w!r}")
         if self.cross_encoder is not None and (not isinstance(self.cross_encoder, str) or not self.cross_encoder):
             raise PlanError(f"cross_encoder must be a model name or directory, got {self.cross_encoder!r}")
+        if self.mode != "dense" and self.query.strip():  # dense alone never analyzes the query
+            nf = len(self.fields)
+            terms = query_clauses(self.query)
+            clauses = terms * nf
+            if clauses > MAX_QUERY_CLAUSES:
+                raise PlanError(
+                    f"query is too long: its {terms} words (stop words included) over {nf} field(s) make "
+                    f"{clauses} term clauses, more than the {MAX_QUERY_CLAUSES} a search may have on any engine "
+                    f"(OpenSearch refuses more than its maxClauseCount, {LUCENE_MAX_CLAUSES}); use at most "
+                    f"{MAX_QUERY_CLAUSES // nf} words, or fewer fields",
+                    param="query",
+                )
         if self.mode == "rerank_ce" and self.ce_window > self.window_size:
             raise PlanError(
                 f"ce_window {self.ce_window} exceeds window_size {self.window_size}: the cross-encoder re-sorts "
@@ -171,6 +227,22 @@ class SearchPlan:
     def first_pass_size(self) -> int:
         """How many BM25 hits the first pass must fetch."""
         return max(self.k, self.window_size) if self.mode != "bm25" and self.mode != "dense" else self.k
+
+
+def query_clauses(query: str, n_fields: int = 1) -> int:
+    """The term clauses a BM25 query on ``query`` over ``n_fields`` fields compiles to, at most, on every engine:
+    :func:`~es_biomed.backends.analysis.count_query_terms` (the project's tokenizer, duplicates and stop words
+    included: an upper bound of what Elasticsearch's and OpenSearch's ``english`` analyzer keep) times the fields,
+    as a ``multi_match`` holds one ``match`` (one clause per term) per field.
+
+    Example:
+        >>> query_clauses("aspirin and stroke", 3)
+        9
+    """
+    # the analyzer belongs to the engines' package (stored with each embedded index); imported here, on use
+    from es_biomed.backends.analysis import count_query_terms
+
+    return count_query_terms(query) * n_fields
 
 
 def combine_scores(primary: float, secondary: float, score_mode: ScoreMode) -> float:

@@ -15,15 +15,18 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from es_biomed.searcher import Searcher
+from es_biomed.serve.body_limit import BodyLimit, BodyTooLargeError, body_too_large_response
 from es_biomed.serve.highlight import Highlighter
 from es_biomed.serve.routes import PAGE_HEADERS, STATIC_DIR, ServeState, param_error_response, router
-from es_biomed.serve.schemas import ParamError
+from es_biomed.serve.schemas import MAX_BODY_BYTES, ParamError
 
 __all__ = ["create_app", "load_state", "DEFAULT_READER", "DEFAULT_PASSAGES"]
 
@@ -87,6 +90,29 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _body_error(message: str) -> JSONResponse:
+    detail = [{"type": "json_invalid", "loc": ["body"], "msg": message}]
+    return JSONResponse(status_code=400, content={"param": "body", "message": f"body: {message}", "detail": detail})
+
+
+def _unparsable_body(cause: BaseException) -> str:
+    """Why FastAPI could not read a JSON body (it says only "There was an error parsing the body")."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"is not UTF-8 (byte 0x{cause.object[cause.start]:02x} at position {cause.start}); send JSON in UTF-8"
+    if isinstance(cause, RecursionError):
+        return "malformed JSON: nested too deeply"
+    return f"malformed JSON: {str(cause).split(';')[0] or type(cause).__name__}"
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """A body FastAPI could not parse (it raises a bare 400 from the parse error) gets the documented error shape;
+    other HTTP errors (404, 405...) keep FastAPI's."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        return _body_error(_unparsable_body(exc.__cause__))
+    return await http_exception_handler(request, exc)
+
+
 async def _param_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ParamError)
     return param_error_response(exc)
@@ -127,7 +153,9 @@ def create_app(
         version=ver,
         description=(
             "Biomedical literature search (BM25, cosine rerank, hybrid) and extractive answers. "
-            "**No authentication**: keep it on 127.0.0.1 or behind an authenticating proxy."
+            "**No authentication**: keep it on 127.0.0.1 or behind an authenticating proxy. "
+            f"Request bodies are limited to {MAX_BODY_BYTES} bytes (413 beyond). Errors are JSON "
+            "`{param, message, detail}` naming the parameter."
         ),
         redoc_url=None,
         lifespan=lifespan,
@@ -136,6 +164,9 @@ def create_app(
         app.state.serve = state
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ParamError, _param_error)
+    app.add_exception_handler(BodyTooLargeError, body_too_large_response)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.include_router(router)
     app.mount("/static", _PageFiles(directory=STATIC_DIR), name="static")
     return app

@@ -7,6 +7,7 @@ pool (:func:`starlette.concurrency.run_in_threadpool`).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,16 +15,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from es_biomed.errors import EsBiomedError, PlanError
-from es_biomed.query.plan import MAX_RESCORE_WINDOW, SearchPlan
+from es_biomed.query.plan import MAX_QUERY_CLAUSES, MAX_RESCORE_WINDOW, MAX_YEAR, MIN_YEAR, SearchPlan
 from es_biomed.searcher import Searcher
 from es_biomed.serve.highlight import Highlighter
 from es_biomed.serve.results import hits_to_json
 from es_biomed.serve.schemas import (
+    MAX_BODY_BYTES,
     MAX_K,
     MAX_QUERY_CHARS,
+    MAX_SOURCE_CHARS,
+    MAX_SOURCES,
     AskResponse,
     ErrorResponse,
     HealthResponse,
@@ -51,8 +56,14 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Malformed JSON body"},
-    422: {"model": ErrorResponse, "description": "A parameter is invalid; `param` names it"},
+    400: {"model": ErrorResponse, "description": "The body is not JSON in UTF-8 (malformed, nested too deeply...)"},
+    413: {"model": ErrorResponse, "description": f"The body is larger than {MAX_BODY_BYTES} bytes (`param`: body)"},
+    422: {
+        "model": ErrorResponse,
+        "description": (
+            "A parameter is invalid; `param` names it (`weights` when the weights make the scores overflow)"
+        ),
+    },
 }
 
 
@@ -87,13 +98,15 @@ class ServeState:
         vec = self.searcher.encoder.encode_queries([plan.query])[0] if plan.mode != "bm25" else None
         results = self.searcher.index.search(plan, vec, with_sources=True)
         f = plan.filters
+        hits = hits_to_json(results, plan, self.highlighter)
+        _check_finite(hits, plan)
         return {
             "query": plan.query,
             "mode": plan.mode,
             "k": plan.k,
             "window_size": plan.window_size,
             "filters": {"sources": list(f.sources), "year_from": f.year_from, "year_to": f.year_to},
-            "hits": hits_to_json(results, plan, self.highlighter),
+            "hits": hits,
             "took_ms": round((time.perf_counter() - t0) * 1000, 3),
         }
 
@@ -106,6 +119,17 @@ class ServeState:
             "answers": [a.to_dict() for a in answers],
             "took_ms": round((time.perf_counter() - t0) * 1000, 3),
         }
+
+
+def _check_finite(hits: list[dict[str, Any]], plan: SearchPlan) -> None:
+    """A safety net behind the weight limits: a score that is not a finite number would be ``null`` in the JSON."""
+    for hit in hits:
+        if not all(v is None or math.isfinite(v) for v in hit["scores"].values()) or hit["scores"]["final"] is None:
+            raise ParamError(
+                "weights",
+                f"the scores are not finite numbers with query_weight {plan.query_weight!r}, rescore_query_weight "
+                f"{plan.rescore_query_weight!r} and field boosts {dict(plan.fields)!r}; use smaller weights",
+            )
 
 
 def get_state(request: Request) -> ServeState:
@@ -124,15 +148,39 @@ async def page() -> FileResponse:
 @router.get("/search", response_model=SearchResponse, responses=ERRORS, tags=["search"])
 async def search_get(
     state: State,
-    q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="The query (not empty).")],
+    q: Annotated[
+        str,
+        Query(
+            max_length=MAX_QUERY_CHARS,
+            description=(
+                f"The query (not empty; at most {MAX_QUERY_CHARS} characters, and at most {MAX_QUERY_CLAUSES} "
+                "term clauses: its words, stop words included, times the fields searched)."
+            ),
+        ),
+    ],
     mode: Annotated[Mode, Query(description="Search mode.")] = "rerank",
     k: Annotated[int, Query(ge=1, le=MAX_K, description="Number of hits.")] = 10,
     window: Annotated[
         int | None, Query(ge=1, le=MAX_RESCORE_WINDOW, description="Rescore window (default: the tuned preset).")
     ] = None,
-    source: Annotated[list[str], Query(description="Keep only these sources (repeat the parameter).")] = [],  # noqa: B006
-    year_from: Annotated[int | None, Query(description="First publication year kept.")] = None,
-    year_to: Annotated[int | None, Query(description="Last publication year kept.")] = None,
+    source: Annotated[
+        list[Annotated[str, StringConstraints(max_length=MAX_SOURCE_CHARS)]],
+        Query(
+            max_length=MAX_SOURCES,
+            description=(
+                f"Keep only these sources (repeat the parameter; at most {MAX_SOURCES}, each at most "
+                f"{MAX_SOURCE_CHARS} characters)."
+            ),
+        ),
+    ] = [],  # noqa: B006
+    year_from: Annotated[
+        int | None,
+        Query(ge=MIN_YEAR, le=MAX_YEAR, description=f"First publication year kept ({MIN_YEAR} to {MAX_YEAR})."),
+    ] = None,
+    year_to: Annotated[
+        int | None,
+        Query(ge=MIN_YEAR, le=MAX_YEAR, description=f"Last publication year kept ({MIN_YEAR} to {MAX_YEAR})."),
+    ] = None,
 ) -> dict[str, Any]:
     """Search the index: BM25, BM25 + cosine rerank, dense kNN or hybrid RRF. Each hit carries its stored
     fields, DOI and PubMed links, a snippet with highlight ranges and its score parts."""
@@ -175,8 +223,8 @@ async def ask(
     overrides = {"mode": mode} if mode else None
     try:
         return await run_in_threadpool(state.ask, question, k, overrides)
-    except PlanError as exc:  # e.g. a hybrid window smaller than the passages the asker fetches
-        raise ParamError("mode", str(exc)) from exc
+    except PlanError as exc:  # a question too long, or e.g. a hybrid window smaller than the passages it fetches
+        raise ParamError("q" if exc.param == "query" else "mode", str(exc)) from exc
     except ValueError as exc:  # es_biomed.qa's QaParameterError names its parameter ("question" is our q)
         if not isinstance(exc, EsBiomedError) or not hasattr(exc, "param"):
             raise

@@ -10,17 +10,29 @@ that names the parameter::
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from es_biomed.errors import EsBiomedError
-from es_biomed.query.plan import MAX_RESCORE_WINDOW, Filters, SearchPlan
+from es_biomed.query.plan import (
+    MAX_QUERY_CLAUSES,
+    MAX_RANK_CONSTANT,
+    MAX_RESCORE_WINDOW,
+    MAX_WEIGHT,
+    MAX_YEAR,
+    MIN_YEAR,
+    Filters,
+    SearchPlan,
+)
 from es_biomed.query.presets import default_plan
 
 __all__ = [
     "MAX_QUERY_CHARS",
     "MAX_K",
+    "MAX_BODY_BYTES",
+    "MAX_SOURCES",
+    "MAX_SOURCE_CHARS",
     "PAGE_MODES",
     "Mode",
     "ParamError",
@@ -41,6 +53,13 @@ __all__ = [
 
 MAX_QUERY_CHARS = 10_000
 MAX_K = 1000
+#: Largest request body (bytes) the service reads; a larger one is answered 413 before it is parsed. The largest
+#: valid ``POST /search`` is far smaller: a query of MAX_QUERY_CHARS characters as ``\uXXXX`` escapes (12 bytes a
+#: character outside the BMP) is 120 kB, MAX_SOURCES sources of MAX_SOURCE_CHARS characters 240 kB.
+MAX_BODY_BYTES = 1 << 20
+#: At most this many sources in a filter (``source`` repeated, ``filters.sources``), each at most MAX_SOURCE_CHARS.
+MAX_SOURCES = 100
+MAX_SOURCE_CHARS = 200
 Mode = Literal["bm25", "rerank", "dense", "hybrid", "hybrid_rerank"]
 #: The modes the page offers (the API takes every :data:`Mode`).
 PAGE_MODES: tuple[str, ...] = ("bm25", "rerank", "hybrid")
@@ -72,9 +91,17 @@ class FiltersBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sources: list[str] = Field(default_factory=list, description="Keep documents of these sources.")
-    year_from: int | None = Field(None, description="First publication year kept.")
-    year_to: int | None = Field(None, description="Last publication year kept.")
+    sources: list[Annotated[str, StringConstraints(max_length=MAX_SOURCE_CHARS)]] = Field(
+        default_factory=list,
+        max_length=MAX_SOURCES,
+        description=f"Keep documents of these sources (at most {MAX_SOURCES}, each at most {MAX_SOURCE_CHARS} characters).",
+    )
+    year_from: int | None = Field(
+        None, ge=MIN_YEAR, le=MAX_YEAR, description=f"First publication year kept ({MIN_YEAR} to {MAX_YEAR})."
+    )
+    year_to: int | None = Field(
+        None, ge=MIN_YEAR, le=MAX_YEAR, description=f"Last publication year kept ({MIN_YEAR} to {MAX_YEAR})."
+    )
 
 
 class PlanBody(BaseModel):
@@ -86,17 +113,38 @@ class PlanBody(BaseModel):
         json_schema_extra={"examples": [{"query": "aspirin and stroke", "mode": "rerank", "k": 10}]},
     )
 
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
-    fields: dict[Literal["title", "abstract", "body"], float] | None = None
+    query: str = Field(
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        description=(
+            f"The query: at most {MAX_QUERY_CHARS} characters and {MAX_QUERY_CLAUSES} term clauses (its words, stop "
+            "words included, times the fields searched)."
+        ),
+    )
+    fields: dict[Literal["title", "abstract", "body"], float] | None = Field(
+        None, description=f"Field boosts, each a positive number up to {MAX_WEIGHT:,.0f}."
+    )
     match_type: Literal["best_fields", "most_fields"] | None = None
     filters: FiltersBody | None = None
     k: int = Field(10, ge=1, le=MAX_K)
     window_size: int | None = Field(None, ge=1, le=MAX_RESCORE_WINDOW)
-    query_weight: float | None = None
-    rescore_query_weight: float | None = None
+    query_weight: float | None = Field(
+        None,
+        ge=-MAX_WEIGHT,
+        le=MAX_WEIGHT,
+        allow_inf_nan=False,
+        description=f"Weight of the BM25 score (a finite number, at most {MAX_WEIGHT:,.0f} in magnitude).",
+    )
+    rescore_query_weight: float | None = Field(
+        None,
+        ge=-MAX_WEIGHT,
+        le=MAX_WEIGHT,
+        allow_inf_nan=False,
+        description=f"Weight of cosine + 1 (a finite number, at most {MAX_WEIGHT:,.0f} in magnitude).",
+    )
     score_mode: Literal["total", "multiply", "avg", "max", "min"] | None = None
     mode: Mode = "rerank"
-    rank_constant: int | None = Field(None, ge=1)
+    rank_constant: int | None = Field(None, ge=1, le=MAX_RANK_CONSTANT)
 
 
 # ------------------------------------------------------------------------------------------------ responses
@@ -198,14 +246,30 @@ def _check_k(param: str, k: int) -> None:
         raise ParamError(param, f"must be between 1 and {MAX_K}, got {k}")
 
 
+def _check_sources(param: str, sources: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The non-empty sources, at most :data:`MAX_SOURCES` of at most :data:`MAX_SOURCE_CHARS` characters."""
+    sources = sources or ()
+    if len(sources) > MAX_SOURCES:
+        raise ParamError(param, f"must name at most {MAX_SOURCES} sources, got {len(sources)}")
+    for s in sources:
+        if len(s) > MAX_SOURCE_CHARS:
+            raise ParamError(param, f"each source must be at most {MAX_SOURCE_CHARS} characters, got {len(s)}")
+    return tuple(s for s in sources if s)
+
+
 def _check_years(year_from: int | None, year_to: int | None, prefix: str = "") -> None:
+    for name, year in (("year_from", year_from), ("year_to", year_to)):
+        if year is not None and not MIN_YEAR <= year <= MAX_YEAR:
+            raise ParamError(f"{prefix}{name}", f"must be a year from {MIN_YEAR} to {MAX_YEAR}, got {year}")
     if year_from is not None and year_to is not None and year_from > year_to:
         raise ParamError(f"{prefix}year_from", f"is after {prefix}year_to ({year_from} > {year_to})")
 
 
-def _check_number(param: str, val: float | None) -> None:
+def _check_weight(param: str, val: float | None) -> None:
     if val is not None and not math.isfinite(val):
         raise ParamError(param, f"must be a finite number, got {val!r}")
+    if val is not None and abs(val) > MAX_WEIGHT:
+        raise ParamError(param, f"must be between -{MAX_WEIGHT:,.0f} and {MAX_WEIGHT:,.0f}, got {val!r}")
 
 
 def _hybrid_window(overrides: dict[str, Any], window_param: str, given: int | None) -> None:
@@ -222,11 +286,12 @@ def _hybrid_window(overrides: dict[str, Any], window_param: str, given: int | No
         )
 
 
-def _build(query: str, overrides: dict[str, Any]) -> SearchPlan:
+def _build(query: str, overrides: dict[str, Any], query_param: str) -> SearchPlan:
     try:
         return default_plan(query, **overrides)
-    except EsBiomedError as exc:  # PlanError: a combination the checks above did not catch
-        raise ParamError("plan", str(exc)) from exc
+    except EsBiomedError as exc:  # PlanError: a combination the checks above did not catch, or a query too long
+        param = query_param if getattr(exc, "param", None) == "query" else "plan"
+        raise ParamError(param, str(exc)) from exc
 
 
 def plan_from_params(
@@ -241,7 +306,9 @@ def plan_from_params(
     """The plan of ``GET /search``; the tuned preset fills what is not given.
 
     Raises:
-        ParamError: names the bad parameter (``q``, ``mode``, ``k``, ``window``, ``year_from``).
+        ParamError: names the bad parameter (``q``, also for a query of more than
+            :data:`~es_biomed.query.plan.MAX_QUERY_CLAUSES` term clauses, ``mode``, ``k``, ``window``, ``source``,
+            ``year_from``, ``year_to``).
 
     Example:
         >>> plan_from_params("aspirin", mode="bm25", k=5).k
@@ -258,10 +325,10 @@ def plan_from_params(
     if window is not None:
         overrides["window_size"] = window
     _hybrid_window(overrides, "window", window)
-    srcs = tuple(s for s in (sources or []) if s)
+    srcs = _check_sources("source", sources)
     if srcs or year_from is not None or year_to is not None:
         overrides["filters"] = Filters(srcs, year_from, year_to)
-    return _build(query, overrides)
+    return _build(query, overrides, "q")
 
 
 def plan_from_body(body: PlanBody) -> SearchPlan:
@@ -271,8 +338,8 @@ def plan_from_body(body: PlanBody) -> SearchPlan:
         ParamError: names the bad field (``query``, ``k``, ``window_size``, ``filters.year_from``...).
     """
     _check_query("query", body.query)
-    _check_number("query_weight", body.query_weight)
-    _check_number("rescore_query_weight", body.rescore_query_weight)
+    _check_weight("query_weight", body.query_weight)
+    _check_weight("rescore_query_weight", body.rescore_query_weight)
     overrides: dict[str, Any] = {"k": body.k, "mode": body.mode}
     for name in ("match_type", "window_size", "query_weight", "rescore_query_weight", "score_mode", "rank_constant"):
         val = getattr(body, name)
@@ -282,12 +349,14 @@ def plan_from_body(body: PlanBody) -> SearchPlan:
         if not body.fields:
             raise ParamError("fields", "must name at least one field")
         for name, boost in body.fields.items():
-            if not (math.isfinite(boost) and boost > 0):
-                raise ParamError(f"fields.{name}", f"boost must be a positive number, got {boost!r}")
+            if not (math.isfinite(boost) and 0 < boost <= MAX_WEIGHT):
+                raise ParamError(
+                    f"fields.{name}", f"boost must be a positive number up to {MAX_WEIGHT:,.0f}, got {boost!r}"
+                )
         overrides["fields"] = tuple(body.fields.items())
     if body.filters is not None:
         f = body.filters
         _check_years(f.year_from, f.year_to, prefix="filters.")
-        overrides["filters"] = Filters(tuple(s for s in f.sources if s), f.year_from, f.year_to)
+        overrides["filters"] = Filters(_check_sources("filters.sources", f.sources), f.year_from, f.year_to)
     _hybrid_window(overrides, "window_size", body.window_size)
-    return _build(body.query, overrides)
+    return _build(body.query, overrides, "query")

@@ -108,6 +108,38 @@ def test_malformed_json_is_a_400(server):
     assert r.status_code == 400 and r.json()["param"] == "body"
 
 
+def test_limits_over_the_socket_are_4xx_in_the_documented_shape(server):
+    """The probe's inputs against uvicorn itself: a year outside an i64 (was a 500), a body over the limit (with
+    Content-Length, and streamed chunked without one), JSON nested 1,000 deep, a body that is not UTF-8, a weight of
+    1e308 (was a 200 with null scores), and a 10,000-character query (OpenSearch's maxClauseCount)."""
+
+    def post(content, **headers):
+        url = f"{server.url}/search"
+        return httpx.post(url, content=content, headers={"content-type": "application/json", **headers}, timeout=60.0)
+
+    def check(r, status, param):
+        assert r.status_code == status, r.text
+        assert set(r.json()) == {"param", "message", "detail"} and r.json()["param"] == param, r.text
+
+    check(get(server, "/search", q="flu", year_from="9223372036854775808"), 422, "year_from")
+    check(
+        httpx.post(f"{server.url}/search", json={"query": "flu", "filters": {"sources": ["x"] * 450_000}}), 413, "body"
+    )
+
+    def chunks():
+        for _ in range(32):  # 2 MiB, no Content-Length
+            yield b" " * 65536
+
+    check(post(chunks()), 413, "body")
+    check(post(("[" * 1000 + "]" * 1000).encode()), 400, "body")
+    check(post('{"query": "grippe à"}'.encode("latin-1")), 400, "body")
+    check(httpx.post(f"{server.url}/search", json={"query": "flu", "query_weight": 1e308}), 422, "query_weight")
+    check(get(server, "/search", q="influenza " * 1000), 422, "q")
+    if get(server, "/health").json()["qa"]["available"]:  # a question too long for the retrieval's plan
+        check(get(server, "/ask", q="influenza " * 1000), 422, "q")
+    assert get(server, "/health").status_code == 200  # and the service is still up
+
+
 def test_ask_answers_with_evidence(server):
     """The answers and their evidence as the reader gives them (what the reader finds is es_biomed.qa's to test):
     each stands in its sentence, in a document the rerank search retrieved, with that document's title and year."""

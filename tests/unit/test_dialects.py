@@ -42,6 +42,64 @@ def test_config_reads_the_engine_prefix_and_never_shows_secrets():
         get_dialect("solr")
 
 
+def test_redact_hides_the_whole_user_info_up_to_the_last_at():
+    """A password may hold '@': the user-info runs to the last '@' of the authority, as URL parsers read it."""
+    from es_biomed.backends.cluster import redact
+
+    assert redact("http://admin:pa@S3cr3t@127.0.0.1:9799") == "http://***@127.0.0.1:9799"
+    assert (
+        redact("at https://u:p@@h:9200/x?mail=a@b.c and mail a@b.c")
+        == "at https://***@h:9200/x?mail=a@b.c and mail a@b.c"
+    )
+    assert redact("ht!tp://admin:PW@@") == "ht!tp://***@"
+    assert redact("http://h:9200 http://u:x@y@h2") == "http://h:9200 http://***@h2"
+
+
+@pytest.mark.parametrize("engine", ["opensearch", "elasticsearch"])
+def test_config_with_an_at_in_the_password_never_shows_it(engine):
+    var = "OPENSEARCH_URL" if engine == "opensearch" else "ES_URL"
+    cfg = ClusterConfig.from_env({var: "http://admin:pa@S3cr3t@127.0.0.1:9799"}, engine=engine)
+    assert "S3cr3t" not in repr(cfg) and "url='http://***@127.0.0.1:9799'" in repr(cfg)
+    # the password inside the URL is a secret too, wherever an error message echoes it
+    assert cfg.redact("refused pa@S3cr3t at http://admin:pa@S3cr3t@127.0.0.1:9799") == (
+        "refused *** at http://***@127.0.0.1:9799"
+    )
+
+
+@pytest.mark.parametrize("engine", ["opensearch", "elasticsearch"])
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ht!tp://admin:PW@@", "it does not start with http:// or https://"),
+        ("http://admin:PW@@", "it names no host"),
+        ("admin:PW@localhost:9200", "it does not start with http:// or https://"),
+        ("http://admin:PW@localhost:PWport", "its host or port cannot be parsed"),
+        ("http://admin:PW@localhost:99999", "its host or port cannot be parsed"),
+        ("http://admin:PW@[::1", "its host or port cannot be parsed"),
+        ("http://admin:PW@localhost:9200 ", "it contains whitespace or control characters"),
+    ],
+)
+def test_an_unusable_url_is_a_clear_error_naming_the_variable_not_the_password(engine, url, why):
+    var = "OPENSEARCH_URL" if engine == "opensearch" else "ES_URL"
+    with pytest.raises(ClusterError, match=re.escape(f"{var} is not a usable cluster URL: {why}")) as info:
+        ClusterConfig.from_env({var: url}, engine=engine)
+    assert "PW" not in str(info.value) and info.value.__cause__ is None and info.value.__context__ is None
+    with pytest.raises(ClusterError, match=re.escape(f"url is not a usable cluster URL: {why}")) as info:
+        ClusterConfig(url, engine=engine)
+    assert "PW" not in str(info.value)
+
+
+def test_cli_status_with_an_unusable_url_names_the_variable(monkeypatch):
+    from click.testing import CliRunner
+
+    from es_biomed.cli import main
+
+    monkeypatch.setenv("OPENSEARCH_URL", "ht!tp://admin:PW@@")
+    res = CliRunner().invoke(main, ["opensearch", "status"])
+    assert res.exit_code == 1 and not isinstance(res.exception, TypeError), res.output
+    assert "Error: OPENSEARCH_URL is not a usable cluster URL" in res.output and "PW" not in res.output
+
+
 def test_each_dialect_refuses_the_other_engine():
     os_info = {"version": {"number": "3.5.0", "distribution": "opensearch"}, "tagline": "The OpenSearch Project"}
     es_info = {"version": {"number": "9.5.3"}, "tagline": "You Know, for Search"}

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from es_biomed.errors import PlanError
-from es_biomed.query import SearchPlan, apply_rescore, combine_scores, reciprocal_rank_fusion
+from es_biomed.query import Filters, SearchPlan, apply_rescore, combine_scores, reciprocal_rank_fusion
+from es_biomed.query.plan import MAX_YEAR, MIN_YEAR
 
 # Four BM25 hits, best first, and the rescore query's score (cosine + 1.0) per doc.
 FIRST = [("d1", 4.0), ("d2", 3.0), ("d3", 2.0), ("d4", 1.0)]
@@ -97,13 +98,42 @@ def test_plan_is_immutable_and_replace_validates():
         ({"fields": {"titel": 1.0}}, "unknown field 'titel'"),
         ({"fields": {"title": -1.0}}, "boost of 'title' must be a positive number"),
         ({"query_weight": float("nan")}, "query_weight must be a finite number"),
+        ({"query_weight": 1e308}, "query_weight must be between -1,000,000 and 1,000,000, got 1e+308"),
+        (
+            {"rescore_query_weight": -1e7},
+            "rescore_query_weight must be between -1,000,000 and 1,000,000, got -10000000.0",
+        ),
+        ({"fields": {"title": 1e300}}, "boost of 'title' must be a positive number up to 1,000,000, got 1e+300"),
         ({"mode": "hybrid", "k": 60, "window_size": 50}, "window_size 50 < k 60"),
+        ({"mode": "hybrid", "rank_constant": 10**400}, "rank_constant must be at most 2147483647, got 1000"),
         ({"mode": "semantic"}, "mode must be one of bm25, rerank, dense, hybrid, hybrid_rerank"),
     ],
 )
 def test_plan_rejects_bad_parameters(kwargs, message):
     with pytest.raises(PlanError, match=re.escape(message)):
         SearchPlan("q", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"year_from": 2**63}, "year_from must be a year from 0 to 9999, got 9223372036854775808"),
+        ({"year_to": -(2**63) - 1}, "year_to must be a year from 0 to 9999, got -9223372036854775809"),
+        ({"year_from": MAX_YEAR + 1}, "year_from must be a year from 0 to 9999, got 10000"),
+        ({"year_to": MIN_YEAR - 1}, "year_to must be a year from 0 to 9999, got -1"),
+        ({"year_from": "2010"}, "year_from must be an integer year, got '2010'"),
+        ({"year_to": True}, "year_to must be an integer year, got True"),
+    ],
+)
+def test_filters_refuse_years_outside_the_range_issue_probe_1(kwargs, message):
+    """A year outside a 64-bit integer made tantivy raise (a 500 in `serve`); the plan refuses it, naming the field."""
+    with pytest.raises(PlanError, match=re.escape(message)):
+        Filters(**kwargs)
+
+
+def test_filters_take_the_year_range_bounds():
+    f = Filters(year_from=MIN_YEAR, year_to=MAX_YEAR)
+    assert (f.year_from, f.year_to) == (0, 9999)
 
 
 def test_first_pass_size():
