@@ -47,15 +47,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from es_biomed.backends.analysis import (  # noqa: E402  (the library's definitions: one copy)
+from es_biomed.corpus.readers import load_beir  # noqa: E402
+from es_biomed.eval.metrics import evaluate  # noqa: E402
+from es_biomed.query.analysis import (  # noqa: E402  (the library's definitions: one copy)
     _APOS,
     APOSTROPHES,
     LUCENE_STOP,
     POSSESSIVE_TOKENS,
     UAX29_POSSESSIVE,
 )
-from es_biomed.corpus.readers import load_beir  # noqa: E402
-from es_biomed.eval.metrics import evaluate  # noqa: E402
 
 # tantivy's `simple` tokenizer (runs of char::is_alphanumeric = Alphabetic or N*) plus the possessive token.
 SIMPLE_POSSESSIVE = rf"{_APOS}[sS]\b|[\p{{Alphabetic}}\p{{N}}]+"

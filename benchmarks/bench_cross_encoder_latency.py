@@ -12,12 +12,12 @@ from pathlib import Path
 sys.path.insert(0, "training")
 from eval_retrieval import _slug, fast_encoder
 
-from es_biomed.backends.embedded import EmbeddedIndex
+from es_biomed.backends.embedded.index import EmbeddedIndex
 from es_biomed.corpus.readers import load_beir
 from es_biomed.encode.cross_encoder import load_cross_encoder
 from es_biomed.query.cross_stage import search_with_cross_encoder
 from es_biomed.query.presets import default_plan
-from es_biomed.traindata.sources import scifact_split
+from es_biomed.train.data.sources import scifact_split
 
 enc = fast_encoder("all-MiniLM-L6-v2")
 index = EmbeddedIndex(Path("runs/eval-indexes") / f"scifact-test-{_slug(enc)}")

@@ -59,7 +59,7 @@ def _encoders(backends: Sequence[str], batch_size: int) -> dict[str, Callable[[l
             continue
         if backend == "tf":
             from es_biomed.encode.registry import resolve_model_path
-            from es_biomed.encode.tf_export import export_savedmodel
+            from es_biomed.export.tf_savedmodel import export_savedmodel
 
             tmp = Path(tempfile.mkdtemp()) / "minilm-tf"
             export_savedmodel(resolve_model_path("all-MiniLM-L6-v2"), tmp)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from _common import Timer, peak_rss_mb, save
 
-from es_biomed.backends.embedded import EmbeddedIndex
+from es_biomed.backends.embedded.index import EmbeddedIndex
 from es_biomed.corpus import iter_documents, load_bioasq, read_queries
 from es_biomed.encode import load_encoder
 from es_biomed.ingest import index_documents

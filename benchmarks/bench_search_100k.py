@@ -24,7 +24,7 @@ from pathlib import Path
 from _common import Timer, peak_rss_mb, save
 from bench_search import latency
 
-from es_biomed.backends.embedded import EmbeddedIndex
+from es_biomed.backends.embedded.index import EmbeddedIndex
 from es_biomed.corpus import Document, iter_documents, load_bioasq, read_queries
 from es_biomed.encode import load_encoder
 from es_biomed.encode.cache import CachedEncoder

@@ -11,7 +11,7 @@ import argparse
 
 from tune_rerank import FIELD_SETUPS
 
-from es_biomed.backends.embedded import EmbeddedIndex
+from es_biomed.backends.embedded.index import EmbeddedIndex
 from es_biomed.corpus.readers import load_beir
 from es_biomed.eval.metrics import evaluate
 from es_biomed.query.plan import SearchPlan

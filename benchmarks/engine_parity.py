@@ -29,15 +29,15 @@ RUNS = {"bm25": "bm25", "bm25+rerank": "rerank", "dense": "dense", "hybrid": "hy
 
 
 def main() -> None:
-    from es_biomed.backends.analysis import AnalyzerConfig
     from es_biomed.backends.cluster import ClusterBackend, ClusterConfig
-    from es_biomed.backends.embedded import EmbeddedIndex
+    from es_biomed.backends.embedded.index import EmbeddedIndex
     from es_biomed.corpus.readers import load_beir
     from es_biomed.encode import load_encoder
     from es_biomed.encode.cache import CachedEncoder
     from es_biomed.eval.metrics import evaluate
     from es_biomed.eval.protocols import run_modes
     from es_biomed.ingest import index_documents
+    from es_biomed.query.analysis import AnalyzerConfig
     from es_biomed.query.presets import default_plan
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

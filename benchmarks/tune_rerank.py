@@ -13,7 +13,7 @@ import itertools
 import json
 from pathlib import Path
 
-from es_biomed.backends.embedded import EmbeddedIndex
+from es_biomed.backends.embedded.index import EmbeddedIndex
 from es_biomed.corpus.readers import load_beir
 from es_biomed.encode import load_encoder
 from es_biomed.eval.metrics import evaluate

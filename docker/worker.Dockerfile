@@ -32,7 +32,7 @@ RUN pip install --no-cache-dir "/tmp/src[torch,es,opensearch,workers]" \
     && python -c "import torch; assert torch.__version__.endswith('+cpu'), torch.__version__"
 
 # Data and configuration read at run time from the working directory: the Celery app, the Elasticsearch
-# mappings / templates, the Kibana saved objects (es_biomed.backends.kibana.default_ndjson_path) and the
+# mappings / templates, the Kibana saved objects (es_biomed.kibana.default_ndjson_path) and the
 # bundled SciFact sample that the `ingest` service indexes.
 COPY workers ./workers
 COPY mappings ./mappings

@@ -17,11 +17,11 @@ from es_biomed.errors import (
 from es_biomed.eval import evaluate
 from es_biomed.ingest import index_corpus, index_documents
 from es_biomed.query import Filters, SearchPlan
-from es_biomed.searcher import Searcher
-
-__version__ = "0.1.0"
+from es_biomed.search import Searcher
+from es_biomed.version import __version__
 
 __all__ = [
+    "__version__",
     "Document",
     "EmbeddedIndex",
     "Encoder",

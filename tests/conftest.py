@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from es_biomed.encode.base import Encoder
-from es_biomed.tfmodels import keep_tensorflow_symbols_local
+from es_biomed.train.tf import keep_tensorflow_symbols_local
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 
 # Before any test module imports TensorFlow: make it load RTLD_LOCAL. The TF 2.20/2.21 wheels load it RTLD_GLOBAL,
 # and then a later `import triton` (torch's CUDA build; torch._dynamo, so transformers, imports it) segfaults
-# (tensorflow/tensorflow#124205; see es_biomed/tfmodels/_dlopen.py).
+# (tensorflow/tensorflow#124205; see es_biomed/encode/tf_dlopen.py).
 keep_tensorflow_symbols_local()
 
 

@@ -7,7 +7,7 @@ starts a batch, so the harness knows what was acknowledged and what was in fligh
 
 After every kill the harness reopens the index the way the next process does and checks:
 
-* it opens (recovering an interrupted commit) and :func:`~es_biomed.backends.embedded_maintenance.check_index`
+* it opens (recovering an interrupted commit) and :func:`~es_biomed.backends.embedded.maintenance.check_index`
   passes: BM25 and the document table hold the same ids, none twice, every vector row committed and unit length;
 * nothing acknowledged is lost, and what is committed beyond it is at most the batch in flight;
 * every committed document carries its own vectors: each passage block equals a fresh encoding of the document
@@ -154,7 +154,7 @@ def run(
 ) -> dict[str, Any]:
     """Run the harness in ``workdir``; returns its figures (and raises AssertionError on a broken invariant)."""
     from es_biomed.backends import EmbeddedIndex
-    from es_biomed.backends.embedded_maintenance import check_index
+    from es_biomed.backends.embedded.maintenance import check_index
     from es_biomed.corpus.passages import PassageConfig, embed_passages
     from es_biomed.encode.registry import load_document_encoder
 
@@ -256,7 +256,7 @@ def _after_kill(
     index: Path, acks: Path, reference: dict[str, np.ndarray], input_ids: set[str], finished: bool, delay: float
 ) -> dict[str, Any]:
     from es_biomed.backends import EmbeddedIndex
-    from es_biomed.backends.embedded_maintenance import check_index
+    from es_biomed.backends.embedded.maintenance import check_index
 
     acked, last_started = _acks(acks)
     if not (index / "es_biomed.json").exists():

@@ -3,7 +3,7 @@
     python training/build_dataset.py ../shared/data --out runs/dataset
 
 writes ``runs/dataset/pairs.jsonl`` (``es-biomed-pairs/1``) and ``manifest.json`` (input sha256s, splits, counts,
-mining statistics). See :mod:`es_biomed.traindata.build`.
+mining statistics). See :mod:`es_biomed.train.data.build`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 
-from es_biomed.traindata.build import DatasetConfig, build_dataset
+from es_biomed.train.data.build import DatasetConfig, build_dataset
 
 
 def main(argv: list[str] | None = None) -> int:

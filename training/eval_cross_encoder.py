@@ -32,7 +32,7 @@ from es_biomed.eval.metrics import evaluate
 from es_biomed.eval.protocols import ensure_index
 from es_biomed.query.cross_stage import apply_cross_encoder, document_text, search_with_cross_encoder
 from es_biomed.query.presets import default_plan
-from es_biomed.traindata.sources import scifact_split
+from es_biomed.train.data.sources import scifact_split
 
 sys.path.insert(0, str(Path(__file__).parent))
 from eval_retrieval import _slug, fast_encoder  # noqa: E402

@@ -5,7 +5,7 @@
   rerank windows 20, 30, 40, 50 (``evaluate_bioasq_questions``).
 * SciFact test NDCG@10 (``evaluate_beir``, split test).
 * SciFact dev NDCG@10 (``--scifact-dev``): the query-disjoint 20 % of SciFact *train* claims that the training
-  data holds out (:func:`es_biomed.traindata.sources.scifact_split`), over the same corpus and index as test.
+  data holds out (:func:`es_biomed.train.data.sources.scifact_split`), over the same corpus and index as test.
   With ``--no-scifact-test`` only the dev splits are read: that is how models are selected.
 
 ``--fast`` embeds with the model's bf16 OpenVINO export (made once into the ONNX cache, same identity as the
@@ -37,7 +37,7 @@ from es_biomed.encode import load_encoder
 from es_biomed.eval.metrics import evaluate
 from es_biomed.eval.protocols import BEIR_RUNS, ensure_index, evaluate_beir, evaluate_bioasq_questions, run_modes
 from es_biomed.query.presets import default_plan
-from es_biomed.traindata.provenance import update_training_meta
+from es_biomed.train.data.provenance import update_training_meta
 
 
 def fast_encoder(name_or_path: str) -> Any:
@@ -61,7 +61,7 @@ def evaluate_scifact_dev(directory: str, index_path: Path, encoder: Any, plan: A
     """NDCG@10 / Recall@100 / MRR@10 of the four runs on the SciFact dev claims (held out of training)."""
     from es_biomed.corpus.readers import load_beir
     from es_biomed.corpus.types import RetrievalSet
-    from es_biomed.traindata.sources import scifact_split
+    from es_biomed.train.data.sources import scifact_split
 
     train = load_beir(directory, "train")
     _, dev_ids = scifact_split(directory)

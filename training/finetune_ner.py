@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from es_biomed.eval.report import merge_run_record
     from es_biomed.eval.task_metrics import ner_scores
-    from es_biomed.tfmodels.bert import load_bert
-    from es_biomed.tfmodels.heads import TrainConfig, build_head, fit, predict
-    from es_biomed.tfmodels.task_data import BIO_TAGS, decode_ner, encode_ner, file_sha256, read_ner_tsv
+    from es_biomed.train.tf.bert import load_bert
+    from es_biomed.train.tf.heads import TrainConfig, build_head, fit, predict
+    from es_biomed.train.tf.task_data import BIO_TAGS, decode_ner, encode_ner, file_sha256, read_ner_tsv
 
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed)
     config = TrainConfig(**{**config.to_dict(), "max_steps": args.max_steps})

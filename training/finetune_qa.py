@@ -51,9 +51,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from es_biomed.eval.report import merge_run_record
     from es_biomed.eval.task_metrics import BIOASQ_TOP_K, bioasq_factoid_scores
-    from es_biomed.tfmodels.bert import load_bert
-    from es_biomed.tfmodels.heads import TrainConfig, build_head, fit, predict, rank_answers
-    from es_biomed.tfmodels.task_data import encode_squad, file_sha256, gold_answers, read_squad, split_questions
+    from es_biomed.train.tf.bert import load_bert
+    from es_biomed.train.tf.heads import TrainConfig, build_head, fit, predict, rank_answers
+    from es_biomed.train.tf.task_data import encode_squad, file_sha256, gold_answers, read_squad, split_questions
 
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed, max_steps=args.max_steps
@@ -129,7 +129,7 @@ def save_reader(model: Any, tokenizer: Any, args: argparse.Namespace, dev: list[
     """Write the reader to ``--save-dir`` and measure its logits against the Keras model (fp32 and as saved)."""
     import tempfile
 
-    from es_biomed.qa.export import export_span_model, span_logits_max_abs_diff
+    from es_biomed.export.qa_reader import export_span_model, span_logits_max_abs_diff
     from es_biomed.qa.reader import ReaderConfig
 
     cfg = ReaderConfig(args.max_length, args.doc_stride, args.max_query_length, args.max_answer_length)

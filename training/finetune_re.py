@@ -48,9 +48,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from es_biomed.eval.report import merge_run_record
     from es_biomed.eval.task_metrics import re_scores
-    from es_biomed.tfmodels.bert import load_bert
-    from es_biomed.tfmodels.heads import TrainConfig, build_head, fit, predict
-    from es_biomed.tfmodels.task_data import encode_re, file_sha256, read_re_tsv
+    from es_biomed.train.tf.bert import load_bert
+    from es_biomed.train.tf.heads import TrainConfig, build_head, fit, predict
+    from es_biomed.train.tf.task_data import encode_re, file_sha256, read_re_tsv
 
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed, max_steps=args.max_steps

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from es_biomed.errors import EsBiomedError
-from es_biomed.torchtrain.biencoder import BiEncoderConfig, config_from_dict, train_biencoder
-from es_biomed.torchtrain.cross_encoder import CrossEncoderConfig, train_cross_encoder
-from es_biomed.traindata.build import PAIRS_FILE, DatasetConfig, build_dataset
+from es_biomed.train.data.build import PAIRS_FILE, DatasetConfig, build_dataset
+from es_biomed.train.pt.biencoder import BiEncoderConfig, config_from_dict, train_biencoder
+from es_biomed.train.pt.cross_encoder import CrossEncoderConfig, train_cross_encoder
 
 KEYS = {"dataset", "pairs", "biencoders", "cross_encoder", "time_budget_s"}
 

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from es_biomed.backends.embedded import EmbeddedIndex
+from es_biomed.backends.embedded.index import EmbeddedIndex
 from es_biomed.corpus.passages import PassageConfig, split_passages
 from es_biomed.corpus.types import Document
 from es_biomed.eval.metrics import evaluate

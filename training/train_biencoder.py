@@ -5,7 +5,7 @@
 
 writes ``runs/bi/minilm/seed-N/{fp32,fp16}`` (sentence-transformers dirs, each with ``training_meta.json``) and
 ``runs/bi/minilm/runs.json``. The configuration can also come from a JSON file (``--config``), as the GPU
-script does. See :mod:`es_biomed.torchtrain.biencoder`.
+script does. See :mod:`es_biomed.train.pt.biencoder`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from es_biomed.torchtrain.biencoder import BiEncoderConfig, config_from_dict, train_biencoder
+from es_biomed.train.pt.biencoder import BiEncoderConfig, config_from_dict, train_biencoder
 
 
 def parse_budget(items: list[str]) -> dict[str, int | None]:

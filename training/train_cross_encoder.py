@@ -3,7 +3,7 @@
     python training/train_cross_encoder.py --pairs runs/dataset/pairs.jsonl --out runs/ce/minilm --seed 1
 
 writes ``runs/ce/minilm/{fp32,fp16}`` (``BertForSequenceClassification``, one logit) with ``training_meta.json``.
-See :mod:`es_biomed.torchtrain.cross_encoder`.
+See :mod:`es_biomed.train.pt.cross_encoder`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import logging
 import sys
 from pathlib import Path
 
-from es_biomed.torchtrain.common import config_from_dict
-from es_biomed.torchtrain.cross_encoder import CrossEncoderConfig, train_cross_encoder
+from es_biomed.train.pt.common import config_from_dict
+from es_biomed.train.pt.cross_encoder import CrossEncoderConfig, train_cross_encoder
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Fine-tune all-MiniLM-L6-v2 (Keras BERT) as a biomedical retrieval encoder; thin CLI over es_biomed.tfmodels.retrieval.
+"""Fine-tune all-MiniLM-L6-v2 (Keras BERT) as a biomedical retrieval encoder; thin CLI over es_biomed.train.tf.retrieval.
 
 The command that produced the shipped ``biomed-minilm`` (CPU, 2 cores, about 20 minutes)::
 
@@ -20,7 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from es_biomed.tfmodels.retrieval import RetrievalTrainConfig, prepare_training_data, train_and_export
+from es_biomed.train.tf.retrieval import RetrievalTrainConfig, prepare_training_data, train_and_export
 
 GPU_HELP = """\
 GPU configuration (when a GPU is lent; not used for the shipped model): larger batches give more in-batch

@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     from es_biomed.encode import load_encoder
+    from es_biomed.eval.qa_e2e import tune_rank_weight
     from es_biomed.qa import load_reader
-    from es_biomed.qa.evaluation import tune_rank_weight
 
     result = tune_rank_weight(
         [args.squad],

@@ -29,13 +29,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from es_biomed.backends.embedded import EmbeddedIndex
+from es_biomed.backends.embedded.index import EmbeddedIndex
 from es_biomed.corpus.bioasq import DEFAULT_DEV_FRACTION, load_bioasq, load_bioasq_split, split_by_question
 from es_biomed.corpus.readers import load_beir
 from es_biomed.eval.metrics import evaluate
 from es_biomed.query.plan import apply_rescore
 from es_biomed.query.presets import default_plan
-from es_biomed.traindata.sources import scifact_split
+from es_biomed.train.data.sources import scifact_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eval_retrieval import fast_encoder  # noqa: E402

@@ -29,7 +29,6 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from es_biomed.backends.base import Hit, SearchResults
 from es_biomed.backends.dialects import Capabilities, Dialect, get_dialect
 from es_biomed.backends.es_mappings import (
     ALIAS,
@@ -55,6 +54,7 @@ from es_biomed.errors import (
 from es_biomed.query.cross_stage import document_text
 from es_biomed.query.es_compile import CE_TEXT_FIELD, compile_search
 from es_biomed.query.plan import SearchPlan, apply_rescore, reciprocal_rank_fusion
+from es_biomed.query.results import Hit, SearchResults
 
 __all__ = [
     "ClusterConfig",

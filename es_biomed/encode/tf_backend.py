@@ -1,6 +1,6 @@
 """TensorFlow backend: a TF2 SavedModel / TF-Hub BERT-style encoder directory, loaded offline.
 
-Expected layout (TF-Hub BERT encoders ship it; :func:`es_biomed.encode.tf_export.export_savedmodel` writes it)::
+Expected layout (TF-Hub BERT encoders ship it; :func:`es_biomed.export.tf_savedmodel.export_savedmodel` writes it)::
 
     saved_model.pb
     variables/
@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from es_biomed.encode.base import Encoder, Pooling, fingerprint_files, read_json_object
+from es_biomed.encode.tf_dlopen import keep_tensorflow_symbols_local
 from es_biomed.errors import EsBiomedError, require
-from es_biomed.tfmodels._dlopen import keep_tensorflow_symbols_local
 
 __all__ = ["TFEncoder", "ENCODER_CONFIG_FILENAME"]
 

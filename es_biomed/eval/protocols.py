@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from es_biomed.backends.embedded import EmbeddedIndex
+from es_biomed.backends.embedded.index import EmbeddedIndex
 from es_biomed.corpus.bioasq import DEFAULT_JACCARD, load_bioasq, load_bioasq_split
 from es_biomed.corpus.readers import load_beir
 from es_biomed.corpus.types import RetrievalSet, Run
@@ -107,7 +107,7 @@ def run_modes(
 def _config(encoder: Encoder, plan: SearchPlan, ce: bool = False, **extra: Any) -> dict[str, Any]:
     import tantivy
 
-    from es_biomed import __version__
+    from es_biomed.version import __version__
 
     p = asdict(plan)
     p.pop("query")

@@ -51,7 +51,7 @@ def versions() -> dict[str, str]:
 
 
 def _hashes(cfg: ReportConfig) -> dict[str, str]:
-    from es_biomed.traindata.provenance import sha256_file
+    from es_biomed.train.data.provenance import sha256_file
 
     return {f: sha256_file(f) for f in cfg.input_files()}
 
@@ -109,7 +109,7 @@ def build_report(cfg: ReportConfig, output: str | Path, show_progress: bool = Fa
         ReportConfigError: entries sharing an index pool different corpora.
         RecordError: a bad record or a distractor id collision (see :mod:`es_biomed.eval.pool`).
     """
-    from es_biomed.backends.embedded import EmbeddedIndex
+    from es_biomed.backends.embedded.index import EmbeddedIndex
     from es_biomed.corpus.bioasq import load_bioasq
     from es_biomed.encode.registry import load_document_encoder
     from es_biomed.eval.jaccard import DEFAULT_BUCKETS, DEFAULT_THRESHOLDS, jaccard_analysis
@@ -204,7 +204,7 @@ def build_report(cfg: ReportConfig, output: str | Path, show_progress: bool = Fa
         )
         report["plots"]["jaccard"] = str(jp.relative_to(out))
     if cfg.qa is not None:
-        from es_biomed.qa.evaluation import evaluate_qa
+        from es_biomed.eval.qa_e2e import evaluate_qa
         from es_biomed.qa.registry import load_reader
 
         report["qa"] = evaluate_qa(
@@ -278,7 +278,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         for name, res in report["bioasq"].items():
             lines += _jaccard_tables(name, res["jaccard"]) + [""]
     if report.get("qa"):
-        from es_biomed.qa.evaluation import qa_markdown
+        from es_biomed.eval.qa_e2e import qa_markdown
 
         lines += ["## Question answering (the paper's Table 8 layout)", "", qa_markdown(report["qa"]), ""]
     lines += ["## Versions", "", "| package | version |", "|---|---|"]

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from es_biomed.backends.embedded import EmbeddedIndex
+from es_biomed.backends.embedded.index import EmbeddedIndex
 from es_biomed.corpus.passages import PassageConfig
 from es_biomed.corpus.readers import CorpusFormat, OnError, RejectSink, iter_documents
 from es_biomed.corpus.types import Document
@@ -78,7 +78,7 @@ def index_documents(
     """Upsert ``docs`` into the embedded index at ``index_path`` (created if missing).
 
     Each batch of ``batch_size`` documents is embedded and written, then committed atomically (the protocol of
-    :mod:`es_biomed.backends.embedded_store`), so a crash loses at most the batch in flight and a re-run completes
+    :mod:`es_biomed.backends.embedded.store`), so a crash loses at most the batch in flight and a re-run completes
     it. ``commit_every`` (documents) and ``commit_interval`` (seconds) commit on that policy instead. The writer
     also commits when an error escapes, so documents accepted before a bad record are kept. ``on_batch(report,
     batch)`` is called after each batch is written (and, with the default policy, committed): a progress hook.

@@ -97,7 +97,7 @@ def embed_batch(ref: BatchRef, job_id: str, index: str, encoder: str | Encoder, 
     Returns:
         ``{"spool", "read", "rejected", "encoder", "passages", "started", "embed_s"}``; the spool path is what :func:`write_batch` takes.
     """
-    from es_biomed.backends.embedded import EmbeddedIndex
+    from es_biomed.backends.embedded.index import EmbeddedIndex
     from es_biomed.corpus.passages import PassageConfig, embed_passages
 
     started = time.time()
@@ -136,7 +136,7 @@ def write_batch(embedded: dict[str, Any], index: str) -> dict[str, Any]:
     Raises:
         IndexLockedError: another writer holds the index (transient: retried).
     """
-    from es_biomed.backends.embedded import EmbeddedIndex
+    from es_biomed.backends.embedded.index import EmbeddedIndex
     from es_biomed.corpus.passages import PassageConfig
 
     t0 = time.time()

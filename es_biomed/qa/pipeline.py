@@ -28,7 +28,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from es_biomed.backends.base import SearchResults
 from es_biomed.corpus.passages import PassageConfig
 from es_biomed.errors import EsBiomedError
 from es_biomed.qa.answers import Answer, merge_answers
@@ -37,6 +36,7 @@ from es_biomed.qa.reader import SpanReader
 from es_biomed.qa.registry import DEFAULT_READER, load_reader
 from es_biomed.qa.sentences import sentence_at
 from es_biomed.qa.windows import Window, select_windows
+from es_biomed.query.results import SearchResults
 
 __all__ = ["DEFAULT_RANK_WEIGHT", "Asker", "read_windows"]
 
@@ -50,7 +50,7 @@ class Asker:
     """Extractive question answering over a search index.
 
     Args:
-        searcher_or_backend: A :class:`~es_biomed.searcher.Searcher`, an embedded index (object or path), or a
+        searcher_or_backend: A :class:`~es_biomed.search.searcher.Searcher`, an embedded index (object or path), or a
             cluster backend (:class:`~es_biomed.backends.cluster.ClusterBackend`; its query encoder is the one
             recorded in the mapping, unless ``encoder`` is given).
         reader: A QA reader name (``biomed-qa``), directory, or a loaded :class:`~es_biomed.qa.reader.SpanReader`.
@@ -209,8 +209,8 @@ def read_windows(
 
 def _search_function(target: Any, encoder: Any) -> Any:
     """``f(question, plan) -> SearchResults`` for a Searcher, an embedded index (or path) or a cluster backend."""
-    from es_biomed.backends.embedded import EmbeddedIndex
-    from es_biomed.searcher import Searcher
+    from es_biomed.backends.embedded.index import EmbeddedIndex
+    from es_biomed.search.searcher import Searcher
 
     if isinstance(target, (str, os.PathLike, EmbeddedIndex)):
         target = Searcher(target, encoder)

@@ -1,12 +1,12 @@
 """The extractive QA reader: start/end logits over ``[CLS] question [SEP] passage [SEP]`` windows, decoded into
 character spans of the passage, with a null (no-answer) score per window.
 
-Windowing is exactly the training encoder's (:func:`~es_biomed.tfmodels.task_data.encode_squad`): the question is
+Windowing is exactly the training encoder's (:func:`~es_biomed.train.tf.task_data.encode_squad`): the question is
 cut to ``max_query_length`` WordPieces; a passage longer than the room left is read in token windows that overlap
 by ``doc_stride`` pieces. A span starts on a piece that begins a word and ends on a piece that ends one (words as
 BERT's pre-tokenizer splits them: punctuation is a word of its own), is at most ``max_answer_length`` pieces long,
 and scores ``log p_start + log p_end`` under its window's start and end distributions (so scores of different
-windows and passages compare; :func:`~es_biomed.tfmodels.heads.best_spans`). The window's **null score** is the
+windows and passages compare; :func:`~es_biomed.train.tf.heads.best_spans`). The window's **null score** is the
 same quantity for the ``[CLS]`` position (the label the model was trained with where a window holds no answer); a
 span is kept only if ``score >= null_score + null_threshold`` (SQuAD 2.0's rule, Devlin et al. 2019, sec. 4.3).
 
@@ -39,7 +39,7 @@ __all__ = ["QA_CONFIG_FILENAME", "ReaderConfig", "Runtime", "Span", "SpanReader"
 
 log = logging.getLogger(__name__)
 
-#: Windowing settings written beside the model by :func:`~es_biomed.qa.export.export_span_model`.
+#: Windowing settings written beside the model by :func:`~es_biomed.export.qa_reader.export_span_model`.
 QA_CONFIG_FILENAME = "qa_config.json"
 Runtime = Literal["auto", "onnx", "torch"]
 _RUNTIMES = ("auto", "onnx", "torch")
@@ -184,7 +184,7 @@ class SpanReader:
             raise QaParameterError("max_answer_length", f"must be >= 1, got {longest}")
         windows = self.windows(question, passages)
         logits = self._logits([w[0] for w in windows])
-        from es_biomed.tfmodels.heads import best_spans
+        from es_biomed.train.tf.heads import best_spans
 
         found: list[dict[tuple[int, int], Span]] = [{} for _ in passages]
         for (ids, pi, offsets, begins, ends), lg in zip(windows, logits, strict=True):

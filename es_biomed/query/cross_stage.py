@@ -27,9 +27,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from es_biomed.backends.base import Hit, SearchResults
 from es_biomed.errors import PlanError
 from es_biomed.query.plan import SearchPlan
+from es_biomed.query.results import Hit, SearchResults
 
 __all__ = [
     "CrossScorer",
@@ -157,7 +157,7 @@ def search_with_cross_encoder(
     """Execute a ``rerank_ce`` plan: ``index`` runs the ``rerank`` mode, ``scorer`` re-sorts its top ``ce_window``.
 
     Args:
-        index: An :class:`~es_biomed.backends.embedded.EmbeddedIndex` (anything with ``search(plan, vector)`` and
+        index: An :class:`~es_biomed.backends.embedded.index.EmbeddedIndex` (anything with ``search(plan, vector)`` and
             ``get(doc_ids)`` returning stored ``title`` / ``abstract``).
         plan: A ``rerank_ce`` plan.
         query_vector: The query embedding (the cosine rescore needs it).

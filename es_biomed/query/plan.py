@@ -231,7 +231,7 @@ class SearchPlan:
 
 def query_clauses(query: str, n_fields: int = 1) -> int:
     """The term clauses a BM25 query on ``query`` over ``n_fields`` fields compiles to, at most, on every engine:
-    :func:`~es_biomed.backends.analysis.count_query_terms` (the project's tokenizer, duplicates and stop words
+    :func:`~es_biomed.query.analysis.count_query_terms` (the project's tokenizer, duplicates and stop words
     included: an upper bound of what Elasticsearch's and OpenSearch's ``english`` analyzer keep) times the fields,
     as a ``multi_match`` holds one ``match`` (one clause per term) per field.
 
@@ -240,7 +240,7 @@ def query_clauses(query: str, n_fields: int = 1) -> int:
         9
     """
     # the analyzer belongs to the engines' package (stored with each embedded index); imported here, on use
-    from es_biomed.backends.analysis import count_query_terms
+    from es_biomed.query.analysis import count_query_terms
 
     return count_query_terms(query) * n_fields
 

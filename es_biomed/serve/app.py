@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from es_biomed.searcher import Searcher
+from es_biomed.search.searcher import Searcher
 from es_biomed.serve.body_limit import BodyLimit, BodyTooLargeError, body_too_large_response
 from es_biomed.serve.highlight import Highlighter
 from es_biomed.serve.routes import PAGE_HEADERS, STATIC_DIR, ServeState, param_error_response, router

@@ -6,8 +6,8 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from es_biomed.backends.base import SearchResults
 from es_biomed.query.plan import SearchPlan
+from es_biomed.query.results import SearchResults
 from es_biomed.serve.highlight import Highlighter
 
 __all__ = ["doi_url", "pubmed_url", "year_of", "hits_to_json"]

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from es_biomed.errors import EsBiomedError, PlanError
 from es_biomed.query.plan import MAX_QUERY_CLAUSES, MAX_RESCORE_WINDOW, MAX_YEAR, MIN_YEAR, SearchPlan
-from es_biomed.searcher import Searcher
+from es_biomed.search.searcher import Searcher
 from es_biomed.serve.highlight import Highlighter
 from es_biomed.serve.results import hits_to_json
 from es_biomed.serve.schemas import (

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from es_biomed.backends import EmbeddedIndex
-from es_biomed.backends.embedded_store import read_snapshot
+from es_biomed.backends.embedded.store import read_snapshot
 from tests import crash_harness
 from tests.conftest import REPO
 from tests.serve_server import ServeProcess, cord19_documents

@@ -83,7 +83,7 @@ def test_scorer_matches_transformers_and_validates(ce_dir):
 
 @pytest.mark.parametrize("query", QUERIES)
 def test_rerank_ce_resorts_the_window_exactly_by_the_model(sample_index, ce_dir, query):
-    from es_biomed.searcher import Searcher
+    from es_biomed.search.searcher import Searcher
 
     s = Searcher(sample_index, plan=default_plan(cross_encoder=str(ce_dir)))
     window, k = 10, 15
@@ -110,7 +110,7 @@ def test_cli_search_rerank_ce(sample_index, ce_dir):
     res = CliRunner().invoke(main, [*args, "--cross-encoder", str(ce_dir), "--ce-window", "8"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
-    from es_biomed.searcher import Searcher
+    from es_biomed.search.searcher import Searcher
 
     ref = Searcher(sample_index, plan=default_plan()).search(
         QUERIES[0], k=5, mode="rerank_ce", ce_window=8, cross_encoder=str(ce_dir)

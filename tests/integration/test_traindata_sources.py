@@ -6,8 +6,8 @@ import json
 
 from es_biomed.corpus.bioasq import load_bioasq, load_bioasq_split, split_by_question
 from es_biomed.corpus.readers import read_qrels, read_queries
-from es_biomed.traindata.build import self_supervised_pairs
-from es_biomed.traindata.sources import load_sources, scifact_split
+from es_biomed.train.data.build import self_supervised_pairs
+from es_biomed.train.data.sources import load_sources, scifact_split
 
 
 def test_sources_hold_out_test_and_dev(shared_data):

@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("celery")
 pytest.importorskip("torch")
 
-from es_biomed.backends.embedded import EmbeddedIndex  # noqa: E402
+from es_biomed.backends.embedded.index import EmbeddedIndex  # noqa: E402
 from es_biomed.ingest.jobs import DeadLetterStore, Target, batch_task_ids, job_status, submit_job  # noqa: E402
 from es_biomed.ingest.queue import QUEUE, WRITE_QUEUE, make_app  # noqa: E402
 from tests.conftest import REPO  # noqa: E402

@@ -46,9 +46,9 @@ def indexed(cluster_config, cached, text_analyzer):  # type: ignore[no-untyped-d
 def embedded(tmp_path_factory, cached, text_analyzer):  # type: ignore[no-untyped-def]
     """The embedded engine on the same documents and vectors, with the analyzer closest to the engine's:
     the default (english-like) one, or no stemming and no stop words where the node has only ``standard``."""
-    from es_biomed.backends.analysis import AnalyzerConfig
-    from es_biomed.backends.embedded import EmbeddedIndex
+    from es_biomed.backends.embedded.index import EmbeddedIndex
     from es_biomed.ingest import index_documents
+    from es_biomed.query.analysis import AnalyzerConfig
 
     path = tmp_path_factory.mktemp("emb") / "ix"
     if text_analyzer == "standard":

@@ -16,10 +16,10 @@ import re
 import numpy as np
 import pytest
 
-from es_biomed.backends.analysis import AnalyzerConfig
-from es_biomed.backends.embedded import EmbeddedIndex
+from es_biomed.backends.embedded.index import EmbeddedIndex
 from es_biomed.corpus import Document
 from es_biomed.query import SearchPlan
+from es_biomed.query.analysis import AnalyzerConfig
 from es_biomed.query.plan import SCORE_MODES
 from tests.conftest import KeywordEncoder
 

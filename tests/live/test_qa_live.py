@@ -29,11 +29,11 @@ def reader():
 
 @pytest.mark.needs("scripts")
 def test_ask_on_the_cluster_matches_the_embedded_engine(make_backend, cached, text_analyzer, docs, reader, tmp_path):
-    from es_biomed.backends.analysis import AnalyzerConfig
-    from es_biomed.backends.embedded import EmbeddedIndex
+    from es_biomed.backends.embedded.index import EmbeddedIndex
     from es_biomed.ingest import index_documents
     from es_biomed.qa import Asker
-    from es_biomed.searcher import Searcher
+    from es_biomed.query.analysis import AnalyzerConfig
+    from es_biomed.search.searcher import Searcher
 
     be = make_backend()
     be.setup(cached.info, analyzer=text_analyzer)

@@ -19,11 +19,11 @@ import uuid
 
 import pytest
 
-from es_biomed.backends.analysis import AnalyzerConfig
-from es_biomed.backends.embedded import EmbeddedIndex
+from es_biomed.backends.embedded.index import EmbeddedIndex
 from es_biomed.corpus import Document
 from es_biomed.errors import PlanError
 from es_biomed.query import SearchPlan
+from es_biomed.query.analysis import AnalyzerConfig
 from es_biomed.query.cross_stage import document_text, search_with_cross_encoder
 from es_biomed.query.es_compile import compile_search, rerank_endpoint_request
 from tests.conftest import KeywordEncoder

@@ -25,7 +25,7 @@ def result(tmp_path_factory, shared_data, minilm):
 
 
 def test_bm25_exact_top3(result, shared_data):
-    from es_biomed.backends.embedded import EmbeddedIndex
+    from es_biomed.backends.embedded.index import EmbeddedIndex
 
     index, _ = result
     idx = EmbeddedIndex(index)

@@ -22,7 +22,7 @@ from es_biomed.query.cross_stage import (
     rerank_score,
     search_with_cross_encoder,
 )
-from es_biomed.searcher import Searcher
+from es_biomed.search.searcher import Searcher
 
 E = math.exp(-1.0)  # rerank_score(-1) = 0 + min(e^-1, 1)
 

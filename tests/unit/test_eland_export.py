@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from es_biomed.encode import eland_export
-from es_biomed.encode.eland_export import (
+from es_biomed.export import eland as eland_export
+from es_biomed.errors import EsBiomedError
+from es_biomed.export.eland import (
     ELAND_PYTHON_ENV,
     ElandExportError,
     export_eland,
@@ -24,7 +25,6 @@ from es_biomed.encode.eland_export import (
     resolve_model_dir,
     validate_model_dir,
 )
-from es_biomed.errors import EsBiomedError
 from tests.conftest import REPO
 
 TEMPLATE = REPO / "mappings" / "templates" / "es-biomed.json"

@@ -177,7 +177,7 @@ def test_delete_removes_from_bm25_vectors_and_store(index, toy_encoder):
 
 
 def test_searcher_batch_search_returns_a_run(index, toy_encoder):
-    from es_biomed.searcher import Searcher
+    from es_biomed.search.searcher import Searcher
 
     s = Searcher(index, toy_encoder)
     run = s.batch_search(["aspirin", "fever"], ["q1", "q2"], k=2, mode="bm25")

@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from es_biomed.backends import EmbeddedIndex
-from es_biomed.backends.embedded_maintenance import check_index, compact_index, repair_index
-from es_biomed.backends.embedded_store import read_snapshot
+from es_biomed.backends.embedded.maintenance import check_index, compact_index, repair_index
+from es_biomed.backends.embedded.store import read_snapshot
 from es_biomed.cli import main
 from es_biomed.corpus import Document
 from es_biomed.errors import IndexCorruptError, IndexLockedError

@@ -280,7 +280,7 @@ def test_interrupted_install_leaves_nothing(tmp_path, cache, registered, monkeyp
 def test_cli_fetch_and_list(tmp_path, cache, registered):
     from click.testing import CliRunner
 
-    from es_biomed.cli_models import models_group
+    from es_biomed.cli.models import models_group
 
     registered(write_parts(tmp_path / "wheels"))
     runner = CliRunner()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from es_biomed.tfmodels.task_data import (
+from es_biomed.train.tf.task_data import (
     Answer,
     NerSentence,
     QaExample,
@@ -66,7 +66,7 @@ def _loss(model, feats):
 
 @pytest.mark.parametrize("kind", ["token", "sequence", "span"])
 def test_head_shapes_and_a_few_steps_lower_the_loss(tokenizer, kind):
-    from es_biomed.tfmodels.heads import TrainConfig, build_head, fit, predict
+    from es_biomed.train.tf.heads import TrainConfig, build_head, fit, predict
 
     if kind == "token":
         feats, num_labels = encode_ner(NER, tokenizer, max_length=16), 3
@@ -98,7 +98,7 @@ def test_head_shapes_and_a_few_steps_lower_the_loss(tokenizer, kind):
 
 
 def test_span_head_masks_padding(tokenizer):
-    from es_biomed.tfmodels.heads import build_head
+    from es_biomed.train.tf.heads import build_head
 
     feats = encode_squad(QA, tokenizer, max_length=32)
     model = build_head(tiny_bert(), "span")
@@ -110,14 +110,14 @@ def test_span_head_masks_padding(tokenizer):
 
 def test_build_head_rejects_bad_kind():
     from es_biomed.errors import EsBiomedError
-    from es_biomed.tfmodels.heads import build_head
+    from es_biomed.train.tf.heads import build_head
 
     with pytest.raises(EsBiomedError, match="unknown head kind 'ner'"):
         build_head(tiny_bert(), "ner")  # type: ignore[arg-type]
 
 
 def test_best_spans_by_hand():
-    from es_biomed.tfmodels.heads import best_spans
+    from es_biomed.train.tf.heads import best_spans
 
     start = np.array([9.0, 0.0, 3.0, 1.0, 0.0])  # position 0 is not allowed ([CLS])
     end = np.array([9.0, 0.0, 0.0, 2.0, 5.0])
@@ -138,7 +138,7 @@ def test_best_spans_by_hand():
 
 
 def test_rank_answers_picks_exact_span_and_pools_contexts(tokenizer):
-    from es_biomed.tfmodels.heads import rank_answers
+    from es_biomed.train.tf.heads import rank_answers
 
     qa = [
         QaExample(

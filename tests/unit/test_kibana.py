@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from es_biomed.backends.kibana import KibanaImportError, default_ndjson_path, import_saved_objects
 from es_biomed.errors import EsBiomedError
+from es_biomed.kibana import KibanaImportError, default_ndjson_path, import_saved_objects
 from tests.conftest import REPO
 
 NDJSON = REPO / "docker" / "kibana" / "es-biomed.ndjson"

@@ -9,7 +9,7 @@ def test_qa_package_imports_without_torch_or_tensorflow():
     proc = run_blocked(
         """
         from es_biomed.qa import Asker, Answer, SpanReader, load_reader, QaParameterError
-        import es_biomed.qa.cli, es_biomed.qa.evaluation, es_biomed.qa.onnx
+        import es_biomed.cli.qa, es_biomed.eval.qa_e2e, es_biomed.qa.onnx
         import es_biomed.cli
         assert "ask" in es_biomed.cli.main.commands and "qa" in es_biomed.cli.eval_group.commands
         print(sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED))

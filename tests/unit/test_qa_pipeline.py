@@ -17,9 +17,9 @@ import pytest
 from es_biomed.backends import EmbeddedIndex
 from es_biomed.corpus import Document
 from es_biomed.errors import PlanError
+from es_biomed.eval.qa_e2e import evaluate_qa, qa_markdown
 from es_biomed.qa import Asker, ModelFilesError, QaParameterError, ReaderConfig, Span, SpanReader
-from es_biomed.qa.evaluation import evaluate_qa, qa_markdown
-from es_biomed.searcher import Searcher
+from es_biomed.search.searcher import Searcher
 
 DOCS = [
     Document(
@@ -175,7 +175,7 @@ SQUAD = {
 
 
 def test_eval_gold_context_metrics_by_hand(tmp_path):
-    from es_biomed.tfmodels.task_data import read_squad, split_questions
+    from es_biomed.train.tf.task_data import read_squad, split_questions
 
     path = tmp_path / "BioASQ-train-factoid-7b-tiny.json"
     path.write_text(json.dumps(SQUAD))
@@ -242,7 +242,7 @@ class FakeClusterBackend:
         assert info.fingerprint == self.encoder.fingerprint
 
     def search(self, plan, vector, with_sources=False):
-        from es_biomed.backends.base import Hit, SearchResults
+        from es_biomed.query.results import Hit, SearchResults
 
         self.plans.append((plan, vector))
         src = {"title": "Body only", "body": "Intro words. The answer is warfarin here.", "year": 2021}

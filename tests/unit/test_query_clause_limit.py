@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from es_biomed.backends import EmbeddedIndex
-from es_biomed.backends.analysis import count_query_terms
 from es_biomed.corpus import Document
 from es_biomed.errors import PlanError
 from es_biomed.query import SearchPlan
+from es_biomed.query.analysis import count_query_terms
 from es_biomed.query.plan import LUCENE_MAX_CLAUSES, MAX_QUERY_CLAUSES, query_clauses
 from es_biomed.query.presets import default_plan
 
@@ -147,7 +147,7 @@ def test_the_cluster_compiler_sends_at_most_the_limit_and_gets_the_same_error_ov
 @pytest.fixture
 def client(tmp_path, toy_encoder):
     pytest.importorskip("fastapi")
-    from es_biomed.searcher import Searcher
+    from es_biomed.search.searcher import Searcher
     from es_biomed.serve.app import create_app
     from es_biomed.serve.highlight import Highlighter
     from es_biomed.serve.routes import ServeState

@@ -13,7 +13,7 @@ from es_biomed.corpus.bioasq import split_by_question
 from es_biomed.corpus.types import Document, RetrievalSet
 from es_biomed.errors import EsBiomedError
 from es_biomed.query.presets import default_plan
-from es_biomed.tfmodels.retrieval import (
+from es_biomed.train.tf.retrieval import (
     META_FILENAME,
     RetrievalTrainConfig,
     TrainExample,
@@ -155,7 +155,7 @@ def _tiny_bert(vocab_dir, dropout=0.0):
     """A 2-layer, hidden-32 BERT with seeded initial weights, and a WordPiece tokenizer over WORDS."""
     transformers = pytest.importorskip("transformers")
     pytest.importorskip("tensorflow")
-    from es_biomed.tfmodels.bert import make_tokenizer
+    from es_biomed.train.tf.bert import make_tokenizer
 
     vocab = vocab_dir / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
@@ -196,7 +196,7 @@ PAIRS = [
 def test_tiny_bert_trains_and_loss_falls(tiny_bert):
     import tensorflow as tf
 
-    from es_biomed.tfmodels.retrieval import embed, train_retrieval
+    from es_biomed.train.tf.retrieval import embed, train_retrieval
 
     model, tokenizer = tiny_bert
     pairs = PAIRS
@@ -222,7 +222,7 @@ def test_tiny_bert_trains_and_loss_falls(tiny_bert):
 
 
 def test_training_is_seeded_and_repeatable(tmp_path):
-    from es_biomed.tfmodels.retrieval import train_retrieval
+    from es_biomed.train.tf.retrieval import train_retrieval
 
     # with dropout on, two runs from the same initial weights and seed give the same losses, bit for bit
     examples = [TrainExample(f"q{i}", q, f"d{i}", d) for i, (q, d) in enumerate(PAIRS)]
@@ -238,7 +238,7 @@ def test_training_is_seeded_and_repeatable(tmp_path):
 
 
 def test_train_needs_examples_and_both_model_parts():
-    from es_biomed.tfmodels.retrieval import train_retrieval
+    from es_biomed.train.tf.retrieval import train_retrieval
 
     with pytest.raises(EsBiomedError, match="no training examples"):
         train_retrieval([], {}, RetrievalTrainConfig())

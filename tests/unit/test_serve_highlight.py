@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from es_biomed.backends.analysis import AnalyzerConfig, build_analyzer
+from es_biomed.query.analysis import AnalyzerConfig, build_analyzer
 from es_biomed.serve.highlight import ELLIPSIS, Highlighter
 from es_biomed.serve.results import doi_url, pubmed_url, year_of
 

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from es_biomed.backends import EmbeddedIndex
+from es_biomed.cli.serve import is_loopback, serve
 from es_biomed.corpus import Document
-from es_biomed.searcher import Searcher
+from es_biomed.search.searcher import Searcher
 from es_biomed.serve.app import create_app
-from es_biomed.serve.cli import is_loopback, serve
 from es_biomed.serve.highlight import Highlighter
 from es_biomed.serve.routes import ServeState
 from es_biomed.serve.schemas import (

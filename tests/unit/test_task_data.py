@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from es_biomed.errors import RecordError
-from es_biomed.tfmodels.task_data import (
+from es_biomed.train.tf.task_data import (
     IGNORE_INDEX,
     Answer,
     NerSentence,

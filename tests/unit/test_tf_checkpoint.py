@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# es_biomed.tfmodels before TensorFlow: it makes TF load RTLD_LOCAL, else a later `import triton` segfaults.
-import es_biomed.tfmodels  # noqa: F401
+# es_biomed.train.tf before TensorFlow: it makes TF load RTLD_LOCAL, else a later `import triton` segfaults.
+import es_biomed.train.tf  # noqa: F401
 
 tf = pytest.importorskip("tensorflow")
 transformers = pytest.importorskip("transformers")
 
 from es_biomed.errors import EsBiomedError, RecordError  # noqa: E402
-from es_biomed.tfmodels import CheckpointError, load_bert, save_bert, write_google_checkpoint  # noqa: E402
-from es_biomed.tfmodels.bert import google_name, make_tokenizer  # noqa: E402
-from es_biomed.tfmodels.mlm import (  # noqa: E402
+from es_biomed.train.tf import CheckpointError, load_bert, save_bert, write_google_checkpoint  # noqa: E402
+from es_biomed.train.tf.bert import google_name, make_tokenizer  # noqa: E402
+from es_biomed.train.tf.mlm import (  # noqa: E402
     IGNORE_INDEX,
     MlmMasker,
     build_mlm_corpus,
@@ -380,7 +380,7 @@ def test_bad_corpus_line_is_named(tmp_path):
 
 
 def test_tiny_pretraining_run(tokenizer):
-    from es_biomed.tfmodels.mlm import MlmConfig, pretrain_mlm
+    from es_biomed.train.tf.mlm import MlmConfig, pretrain_mlm
 
     model = build(transformers.TFBertForMaskedLM, seed=11)
     texts = ["the cancer patient ##s with tumor expression", "mice blood binding dna and rna virus in the liver"] * 4
@@ -395,7 +395,7 @@ def test_tiny_pretraining_run(tokenizer):
 
 def test_mixed_precision_step_runs(tokenizer):
     """The GPU preset's float16 path (loss scaling) also runs, slowly, on a CPU."""
-    from es_biomed.tfmodels.mlm import PRESETS, MlmConfig, pretrain_mlm, set_mixed_precision
+    from es_biomed.train.tf.mlm import PRESETS, MlmConfig, pretrain_mlm, set_mixed_precision
 
     assert PRESETS["gpu"].mixed_precision and PRESETS["gpu"].batch_size == 256
     set_mixed_precision(True)

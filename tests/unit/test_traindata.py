@@ -11,10 +11,10 @@ import pytest
 from es_biomed.corpus.types import Document
 from es_biomed.encode.model_dir import check_model_dir
 from es_biomed.errors import EsBiomedError
-from es_biomed.torchtrain.data import Selection, pair_columns, select_pairs
-from es_biomed.traindata.build import self_supervised_pairs
-from es_biomed.traindata.mining import dense_candidates, filter_false_negatives
-from es_biomed.traindata.pairs import FORMAT, Negative, Pair, PairFileError, read_pairs, write_pairs
+from es_biomed.train.data.build import self_supervised_pairs
+from es_biomed.train.data.mining import dense_candidates, filter_false_negatives
+from es_biomed.train.data.pairs import FORMAT, Negative, Pair, PairFileError, read_pairs, write_pairs
+from es_biomed.train.pt.data import Selection, pair_columns, select_pairs
 
 
 def _pair(i: int, kind: str = "supervised", negs: int = 2) -> Pair:

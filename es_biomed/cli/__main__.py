@@ -1,0 +1,3 @@
+from es_biomed.cli import main
+
+main()
