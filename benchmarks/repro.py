@@ -331,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     files = args.files or table_pages(REPO)
     changed = update_readme(files, tables, write=not args.check)
     if args.check and changed:
-        names = ", ".join(str(f) for f in files)
+        names = ", ".join(
+            str(f.resolve().relative_to(REPO)) if f.resolve().is_relative_to(REPO) else str(f) for f in files
+        )
         print(f"tables out of date in {names}: {', '.join(changed)}; run python benchmarks/repro.py tables")
         return 1
     print(f"{len(tables)} tables; changed: {', '.join(changed) or 'none'}")
