@@ -8,7 +8,7 @@ SAMPLE := data/scifact-sample
 DEMO_INDEX := indexes/scifact-sample
 DEMO_QUERY ?= Ribosomopathies have a low degree of cell and tissue specific pathology.
 
-.PHONY: demo test test-fp32 cpu-report test-unit test-live test-cov check bench clean opensearch opensearch-stop elasticsearch elasticsearch-stop engines engines-stop
+.PHONY: demo docs test test-fp32 cpu-report test-unit test-live test-cov check bench clean opensearch opensearch-stop elasticsearch elasticsearch-stop engines engines-stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,12 @@ demo: $(VENV)/.stamp-demo
 	$(BIN)/es-biomed ask "Which regulator of the NF-kappaB pathway is overexpressed in glioblastoma stem cells?" --index $(DEMO_INDEX) -k 3
 	$(BIN)/es-biomed report benchmarks/reports/sample.yaml --output runs/demo/report --no-progress
 
-test: $(VENV)/.stamp-test
+# The documentation site (mkdocs.yml, docs/) in strict mode: a broken link between pages, a missing anchor or a page
+# left out of the nav fails the build. `make test` builds it first.
+docs: $(VENV)/.stamp-test
+	$(BIN)/mkdocs build --strict --site-dir build/docs
+
+test: docs
 	$(BIN)/python -m pytest tests
 
 # The precision-sensitive tests again on the fp32 path (ES_BIOMED_BF16=off: what a CPU without AMX / AVX512-BF16

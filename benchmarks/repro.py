@@ -1,10 +1,11 @@
-"""The reproducibility table (benchmarks/repro.yaml): check it, record it, and render the README from it.
+"""The reproducibility table (benchmarks/repro.yaml): check it, record it, and render the README and docs/ from it.
 
     python benchmarks/repro.py check --tier fast     # run the fast conditions' commands, compare (default tier)
     python benchmarks/repro.py check                 # every condition (the regression tier does this)
     python benchmarks/repro.py check --no-run        # compare the outputs already on disk
     python benchmarks/repro.py record                # write the current outputs' values into the YAML
-    python benchmarks/repro.py tables [--check]      # regenerate the README's tables (or fail if they differ)
+    python benchmarks/repro.py tables [--check]      # regenerate the tables of README.md and docs/ (or fail if
+                                                     # they differ); FILE... to name the Markdown files
     python benchmarks/repro.py init                  # rebuild the condition list, keeping recorded figures
 
 All logic lives in es_biomed.eval.repro; this file only parses arguments, and `init` holds the list of commands.
@@ -18,7 +19,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 YAML = REPO / "benchmarks" / "repro.yaml"
-README = REPO / "README.md"
 D = "../shared/data"
 POOL = {
     "4b": "[56]b",
@@ -169,8 +169,8 @@ SHIPPED_ENCODERS = {
 
 def _encoder_conditions() -> list[dict]:
     """SciFact test / dev NDCG@10 and BioASQ dev MRR@10 per shipped encoder (``training/eval_retrieval.py``), and
-    the rescore re-tuned on dev (``training/tune_rescore.py``; no table: the README's tuning table also holds the
-    fine-tuned models, which a fresh clone does not have)."""
+    the rescore re-tuned on dev (``training/tune_rescore.py``; no table: the tuning table of docs/models.md also
+    holds the fine-tuned models, which a fresh clone does not have)."""
     out = "runs/repro/encoders.json"
     tuned = "runs/repro/rescore_tuning.json"
     evaluate = (
@@ -255,9 +255,9 @@ def _keep_recorded(new: dict) -> dict:
 
 
 HEADER = """\
-# The reproducibility table (Pyserini 2CR style): every number the README's results tables report, with the exact
-# command that produces it and the expected metrics to 4 decimals. `python benchmarks/repro.py check` reruns the
-# commands and fails on any drift over `tolerance`; the README tables are rendered from this file
+# The reproducibility table (Pyserini 2CR style): every number the results tables of README.md and docs/ report,
+# with the exact command that produces it and the expected metrics to 4 decimals. `python benchmarks/repro.py check`
+# reruns the commands and fails on any drift over `tolerance`; the tables are rendered from this file
 # (`python benchmarks/repro.py tables`). tier fast: also run by the default test tier (the shipped sample).
 """
 
@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         load_repro,
         render_tables,
         run_conditions,
+        table_pages,
         update_readme,
     )
 
@@ -290,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--run", action="store_true", help="run the commands first")
     tab = sub.add_parser("tables")
     tab.add_argument("--check", action="store_true")
+    tab.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        help="Markdown files holding the tables (default: README.md and every docs/ page with a repro block)",
+    )
     sub.add_parser("init")
     args = ap.parse_args(argv)
     if args.cmd == "init":
@@ -321,9 +328,13 @@ def main(argv: list[str] | None = None) -> int:
         _dump(data)
         return 0
     tables = render_tables(table)
-    changed = update_readme(README, tables, write=not args.check)
+    files = args.files or table_pages(REPO)
+    changed = update_readme(files, tables, write=not args.check)
     if args.check and changed:
-        print(f"README tables out of date: {', '.join(changed)}; run python benchmarks/repro.py tables")
+        names = ", ".join(
+            str(f.resolve().relative_to(REPO)) if f.resolve().is_relative_to(REPO) else str(f) for f in files
+        )
+        print(f"tables out of date in {names}: {', '.join(changed)}; run python benchmarks/repro.py tables")
         return 1
     print(f"{len(tables)} tables; changed: {', '.join(changed) or 'none'}")
     return 0

@@ -1,6 +1,6 @@
 """The reproducibility table, in the style of Pyserini's two-click reproductions (2CR).
 
-One YAML file (``benchmarks/repro.yaml``) lists every number the README reports::
+One YAML file (``benchmarks/repro.yaml``) lists every number the README and the ``docs/`` pages report::
 
     tolerance: 0.0005            # the largest drift a metric may show
     p_tolerance: 0.01            # p-values (randomization tests, seeded) are checked more loosely
@@ -17,7 +17,7 @@ One YAML file (``benchmarks/repro.yaml``) lists every number the README reports:
         expected: {NDCG@10: 0.7210, Recall@100: 0.9109}
         p_path: significance.bm25+rerank    # optional: {metric: test} whose p_value is reported
         p_expected: {NDCG@10: 0.0001}
-        table: scifact           # the README table it belongs to, and its row / column labels
+        table: scifact           # the Markdown table it belongs to, and its row / column labels
         row: bm25+rerank
         fp32: {expected: {NDCG@10: 0.7210}, p_expected: {NDCG@10: 0.0001}}   # optional, see below
 
@@ -28,8 +28,9 @@ CPU may carry its fp32 figures under ``fp32``; :func:`compare` uses them when ``
 
 :func:`run_conditions` runs each distinct command once (through the shell, exactly as written, with the
 environment's ``es-biomed`` first on ``PATH``) and :func:`compare` lists every drift. :func:`render_tables`
-writes the README tables from the same file, between ``<!-- repro:NAME -->`` and ``<!-- /repro:NAME -->``,
-so the README cannot drift from it.
+renders the tables from the same file and :func:`update_readme` writes them between ``<!-- repro:NAME -->`` and
+``<!-- /repro:NAME -->`` in README.md and the ``docs/`` pages (:func:`table_pages` finds them), so no page can drift
+from it.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ __all__ = [
     "document_precision",
     "render_tables",
     "update_readme",
+    "table_pages",
 ]
 
 _KEYS = {
@@ -328,33 +330,63 @@ def render_tables(table: ReproTable) -> dict[str, str]:
     return out
 
 
-def update_readme(readme: str | os.PathLike[str], tables: Mapping[str, str], write: bool = True) -> list[str]:
-    """Replace each ``<!-- repro:NAME -->`` ... ``<!-- /repro:NAME -->`` block of ``readme`` with its table.
+_BLOCK = re.compile(r"<!-- repro:([\w.+@-]+) -->")
+
+
+def table_pages(root: str | os.PathLike[str]) -> list[Path]:
+    """The Markdown files that hold the generated tables: ``README.md`` and every page under ``docs/`` with a
+    ``<!-- repro:NAME -->`` block, in path order.
+
+    Example:
+        >>> [str(p) for p in table_pages(".")]  # doctest: +SKIP
+        ['README.md', 'docs/evaluation.md', 'docs/index.md', 'docs/models.md', 'docs/qa.md']
+    """
+    root = Path(root)
+    pages = sorted(p for p in (root / "docs").rglob("*.md") if _BLOCK.search(p.read_text(encoding="utf-8")))
+    return [root / "README.md", *pages]
+
+
+def update_readme(
+    readme: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], tables: Mapping[str, str], write: bool = True
+) -> list[str]:
+    """Replace each ``<!-- repro:NAME -->`` ... ``<!-- /repro:NAME -->`` block with its table.
+
+    Args:
+        readme: one Markdown file, or several (:func:`table_pages`): every table must have a block in at least one
+            of them, and a table may have blocks in several (each is rewritten).
+        tables: :func:`render_tables`' output, name -> Markdown.
+        write: with False, change no file, only report.
 
     Returns:
-        The names of the blocks whose content changed (with ``write=False``: would change).
+        The names of the tables whose blocks changed (with ``write=False``: would change), in ``tables`` order.
 
     Raises:
-        ReproError: a table has no block in the README, or a block names no table.
+        ReproError: a table has no block in any of the files, a block names no table, or a block is not closed.
     """
-    p = Path(readme)
-    text = p.read_text(encoding="utf-8")
-    blocks = re.findall(r"<!-- repro:([\w.+@-]+) -->", text)
-    missing = sorted(set(tables) - set(blocks))
+    paths = [Path(readme)] if isinstance(readme, (str, os.PathLike)) else [Path(p) for p in readme]
+    texts = {p: p.read_text(encoding="utf-8") for p in paths}
+    blocks = {p: set(_BLOCK.findall(text)) for p, text in texts.items()}
+    missing = sorted(set(tables) - set().union(*blocks.values()))
     if missing:
-        raise ReproError(f"{readme}: no <!-- repro:{missing[0]} --> block for table {missing[0]!r}")
-    orphans = sorted(set(blocks) - set(tables))
-    if orphans:
-        raise ReproError(f"{readme}: block <!-- repro:{orphans[0]} --> names no table of the YAML")
-    changed = []
-    for name, body in tables.items():
-        pattern = re.compile(rf"(<!-- repro:{re.escape(name)} -->\n)(.*?)(<!-- /repro:{re.escape(name)} -->)", re.S)
-        m = pattern.search(text)
-        if m is None:
-            raise ReproError(f"{readme}: block repro:{name} has no closing <!-- /repro:{name} -->")
-        if m.group(2) != body + "\n":
-            changed.append(name)
-            text = text[: m.start(2)] + body + "\n" + text[m.end(2) :]
-    if write and changed:
-        p.write_text(text, encoding="utf-8")
-    return changed
+        where = ", ".join(str(p) for p in paths)
+        raise ReproError(f"{where}: no <!-- repro:{missing[0]} --> block for table {missing[0]!r}")
+    for p in paths:
+        orphans = sorted(blocks[p] - set(tables))
+        if orphans:
+            raise ReproError(f"{p}: block <!-- repro:{orphans[0]} --> names no table of the YAML")
+    changed: set[str] = set()
+    for p in paths:
+        text = texts[p]
+        for name in (n for n in tables if n in blocks[p]):
+            pattern = re.compile(
+                rf"(<!-- repro:{re.escape(name)} -->\n)(.*?)(<!-- /repro:{re.escape(name)} -->)", re.S
+            )
+            new, n = pattern.subn(lambda m, body=tables[name]: m.group(1) + body + "\n" + m.group(3), text)
+            if n == 0:
+                raise ReproError(f"{p}: block repro:{name} has no closing <!-- /repro:{name} -->")
+            if new != text:
+                changed.add(name)
+                text = new
+        if write and text != texts[p]:
+            p.write_text(text, encoding="utf-8")
+    return [n for n in tables if n in changed]

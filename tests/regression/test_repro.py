@@ -1,4 +1,5 @@
-"""The whole reproducibility table (benchmarks/repro.yaml): every README number, rerun with its exact command.
+"""The whole reproducibility table (benchmarks/repro.yaml): every number of the
+README's and docs/ pages' tables, rerun with its exact command.
 Slow (indexes SciFact, the BioASQ splits and the 24,045-document pool the first time): ``pytest -m slow``."""
 
 from __future__ import annotations

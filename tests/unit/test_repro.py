@@ -1,4 +1,5 @@
-"""The reproducibility table: lookup, drift detection, README rendering, and the README kept in sync with it."""
+"""The reproducibility table: lookup, drift detection, Markdown rendering, and the README and docs/ pages kept in
+sync with it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 
 import pytest
 
-from es_biomed.eval.repro import ReproError, compare, load_repro, render_tables, update_readme
+from es_biomed.eval.repro import ReproError, compare, load_repro, render_tables, table_pages, update_readme
 from tests.conftest import REPO
 
 YAML = """\
@@ -120,10 +121,41 @@ def test_bad_yaml_names_the_condition(tmp_path):
         load_repro(p)
 
 
+def test_tables_in_several_files(setup, tmp_path):
+    """A table may live in any of the files (or several); each must have a block somewhere, and a block in any file
+    must name a table."""
+    _, table = setup
+    tables = render_tables(table)
+    readme, page = tmp_path / "README.md", tmp_path / "page.md"
+    readme.write_text("<!-- repro:t -->\n<!-- /repro:t -->\n")
+    page.write_text("x\n<!-- repro:t9 -->\nold\n<!-- /repro:t9 -->\n<!-- repro:t -->\n<!-- /repro:t -->\n")
+    assert update_readme([readme, page], tables) == ["t", "t9"]
+    assert update_readme([readme, page], tables, write=False) == []
+    assert readme.read_text().count("| bm25 | 0.5000 |") == 1 and page.read_text().count("| bm25 | 0.5000 |") == 1
+    assert "old" not in page.read_text()
+    with pytest.raises(ReproError, match=re.escape("no <!-- repro:t9 --> block for table 't9'")):
+        update_readme([readme], tables)
+    page.write_text(page.read_text() + "<!-- repro:gone -->\n<!-- /repro:gone -->\n")
+    with pytest.raises(ReproError, match=re.escape(f"{page}: block <!-- repro:gone --> names no table of the YAML")):
+        update_readme([readme, page], tables)
+
+
+def test_table_pages_finds_the_docs_pages_with_blocks(tmp_path):
+    (tmp_path / "docs" / "sub").mkdir(parents=True)
+    (tmp_path / "README.md").write_text("no blocks\n")
+    (tmp_path / "docs" / "a.md").write_text("<!-- repro:t -->\n<!-- /repro:t -->\n")
+    (tmp_path / "docs" / "b.md").write_text("no blocks\n")
+    (tmp_path / "docs" / "sub" / "c.md").write_text("<!-- repro:t9 -->\n<!-- /repro:t9 -->\n")
+    assert table_pages(tmp_path) == [tmp_path / "README.md", tmp_path / "docs" / "a.md", tmp_path / "docs/sub/c.md"]
+
+
 def test_readme_tables_match_the_shipped_yaml():
-    """The README's results tables are generated from benchmarks/repro.yaml: they must not drift from it."""
+    """The results tables of README.md and docs/ are generated from benchmarks/repro.yaml: they must not drift from
+    it, and every table of the YAML has a block in one of them."""
     table = load_repro(REPO / "benchmarks" / "repro.yaml")
-    assert update_readme(REPO / "README.md", render_tables(table), write=False) == []
+    pages = table_pages(REPO)
+    assert pages[0] == REPO / "README.md" and REPO / "docs" / "evaluation.md" in pages
+    assert update_readme(pages, render_tables(table), write=False) == []
 
 
 CELLS = """\
