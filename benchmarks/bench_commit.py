@@ -27,7 +27,7 @@ from es_biomed.backends import EmbeddedIndex
 from es_biomed.corpus.passages import PassageConfig, embed_passages
 from es_biomed.corpus.readers import iter_documents
 from es_biomed.encode.cpu import cpu_summary
-from es_biomed.encode.registry import load_document_encoder
+from es_biomed.encode.loading import load_document_encoder
 from es_biomed.ingest import index_documents
 
 CORD19 = Path(__file__).resolve().parents[2] / "shared" / "data" / "cord19" / "merged_dedup_cord_uid.jsonl"

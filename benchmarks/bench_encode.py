@@ -41,7 +41,7 @@ def _encoders(backends: Sequence[str], batch_size: int) -> dict[str, Callable[[l
         if backend == "st":
             from sentence_transformers import SentenceTransformer
 
-            from es_biomed.encode.registry import resolve_model_path
+            from es_biomed.models.catalog import resolve as resolve_model_path
 
             st = SentenceTransformer(str(resolve_model_path("all-MiniLM-L6-v2")), device="cpu")
             fns[backend] = lambda t, st=st: st.encode(t, batch_size=batch_size, normalize_embeddings=True)
@@ -58,8 +58,8 @@ def _encoders(backends: Sequence[str], batch_size: int) -> dict[str, Callable[[l
             fns[backend] = run
             continue
         if backend == "tf":
-            from es_biomed.encode.registry import resolve_model_path
             from es_biomed.export.tf_savedmodel import export_savedmodel
+            from es_biomed.models.catalog import resolve as resolve_model_path
 
             tmp = Path(tempfile.mkdtemp()) / "minilm-tf"
             export_savedmodel(resolve_model_path("all-MiniLM-L6-v2"), tmp)

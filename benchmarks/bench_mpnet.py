@@ -92,7 +92,7 @@ def main() -> None:
         "ratios": ratios,
         "peak_rss_mb": round(peak_rss_mb()),
     }
-    from es_biomed.encode.fetch import fetch_record
+    from es_biomed.models.fetch import fetch_record
 
     record = fetch_record("all-mpnet-base-v2")
     out["fetch"] = {k: record.get(k) for k in ("packages", "wheel_sha256", "fetched_seconds")}

@@ -27,7 +27,7 @@ from bench_search import latency
 from es_biomed.backends.embedded.index import EmbeddedIndex
 from es_biomed.corpus import Document, iter_documents, load_bioasq, read_queries
 from es_biomed.encode import load_encoder
-from es_biomed.encode.cache import CachedEncoder
+from es_biomed.encode.memo import CachedEncoder
 from es_biomed.ingest import index_documents
 from es_biomed.query.presets import default_plan
 

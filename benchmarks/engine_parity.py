@@ -33,7 +33,7 @@ def main() -> None:
     from es_biomed.backends.embedded.index import EmbeddedIndex
     from es_biomed.corpus.readers import load_beir
     from es_biomed.encode import load_encoder
-    from es_biomed.encode.cache import CachedEncoder
+    from es_biomed.encode.memo import CachedEncoder
     from es_biomed.eval.metrics import evaluate
     from es_biomed.eval.protocols import run_modes
     from es_biomed.ingest import index_documents

@@ -23,7 +23,7 @@ from _common import save
 from es_biomed.corpus.bioasq import load_bioasq, split_by_question
 from es_biomed.encode import load_encoder
 from es_biomed.encode.base import Encoder
-from es_biomed.encode.cache import CachedEncoder
+from es_biomed.encode.memo import CachedEncoder
 from es_biomed.eval.protocols import evaluate_beir, evaluate_bioasq_questions
 from es_biomed.query.presets import default_plan
 

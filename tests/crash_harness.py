@@ -92,7 +92,7 @@ def load_corpus(limit: int | None) -> list[Any]:
 def _indexer(corpus: str, index: str, acks: str, batch_size: int) -> None:
     """The process that gets killed: index ``corpus`` committing every batch, acknowledging each commit."""
     from es_biomed.corpus.readers import iter_documents
-    from es_biomed.encode.registry import load_document_encoder
+    from es_biomed.encode.loading import load_document_encoder
     from es_biomed.ingest import index_documents
 
     fh = open(acks, "a")
@@ -156,7 +156,7 @@ def run(
     from es_biomed.backends import EmbeddedIndex
     from es_biomed.backends.embedded.maintenance import check_index
     from es_biomed.corpus.passages import PassageConfig, embed_passages
-    from es_biomed.encode.registry import load_document_encoder
+    from es_biomed.encode.loading import load_document_encoder
 
     workdir.mkdir(parents=True, exist_ok=True)
     corpus = workdir / "corpus.jsonl"

@@ -17,7 +17,7 @@ The command behind ``training/results/retrieval_eval.json``::
         --bioasq ../shared/data/bioasq/BioASQ-train-factoid-7b.json --scifact ../shared/data/scifact \\
         --scifact-models all-MiniLM-L6-v2 biomed-minilm --compare biomed-minilm runs/biomed-minilm/torch-fp32 \\
         --index-root runs/eval-indexes --out training/results/retrieval_eval.json \\
-        --update-meta es_biomed/encode/weights/biomed-minilm=biomed-minilm
+        --update-meta es_biomed/models/weights/biomed-minilm=biomed-minilm
 
 ``--update-meta DIR=MODEL`` writes MODEL's metrics into ``DIR/training_meta.json`` (beside the weights).
 """
@@ -42,12 +42,14 @@ from es_biomed.train.data.provenance import update_training_meta
 
 def fast_encoder(name_or_path: str) -> Any:
     """The bf16 variant of a registered model or of a model directory when it keeps the identity, else torch."""
-    from es_biomed.encode.registry import _registry, load_document_encoder
+    from es_biomed.encode.loading import load_document_encoder
+    from es_biomed.models.catalog import entries
 
-    if name_or_path in _registry():
+    if name_or_path in entries("encoder"):
         return load_document_encoder(name_or_path)
     from es_biomed.encode.onnx_backend import OnnxEncoder
-    from es_biomed.encode.onnx_export import MANIFEST_FILENAME, ensure_exported, source_fingerprint
+    from es_biomed.encode.onnx_build import ensure_exported, source_fingerprint
+    from es_biomed.encode.onnx_format import MANIFEST_FILENAME
 
     src = Path(name_or_path)
     export_dir = ensure_exported(f"{src.parent.name}-{src.name}", src)

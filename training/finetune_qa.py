@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         type=Path,
         default=None,
         help="write the loadable reader here (fp16 BertForQuestionAnswering directory with qa_config.json, "
-        "training_meta.json and NOTICE; es_biomed/qa/weights/biomed-qa is the shipped biomed-qa)",
+        "training_meta.json and NOTICE; es_biomed/models/weights/biomed-qa is the shipped biomed-qa)",
     )
     ap.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="weights of --save-dir")
     args = ap.parse_args(argv)
@@ -130,7 +130,7 @@ def save_reader(model: Any, tokenizer: Any, args: argparse.Namespace, dev: list[
     import tempfile
 
     from es_biomed.export.qa_reader import export_span_model, span_logits_max_abs_diff
-    from es_biomed.qa.reader import ReaderConfig
+    from es_biomed.qa.config import ReaderConfig
 
     cfg = ReaderConfig(args.max_length, args.doc_stride, args.max_query_length, args.max_answer_length)
     pairs = [(ex.question, ex.context) for ex in dev[:32]]

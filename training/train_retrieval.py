@@ -4,7 +4,7 @@ The command that produced the shipped ``biomed-minilm`` (CPU, 2 cores, about 20 
 
     python training/train_retrieval.py \\
         --bioasq ../shared/data/bioasq/BioASQ-train-factoid-7b.json --scifact ../shared/data/scifact \\
-        --out runs/biomed-minilm --install es_biomed/encode/weights/biomed-minilm \\
+        --out runs/biomed-minilm --install es_biomed/models/weights/biomed-minilm \\
         --results training/results/retrieval_train.json
 
 It writes ``runs/biomed-minilm/{tf,torch-fp32,fp16}`` (each with ``training_meta.json``), copies ``fp16`` to

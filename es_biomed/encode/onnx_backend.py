@@ -1,4 +1,4 @@
-"""ONNX Runtime backend: an exported encoder (see :mod:`es_biomed.encode.onnx_export`) without torch or TensorFlow.
+"""ONNX Runtime backend: an exported encoder (see :mod:`es_biomed.encode.onnx_build`) without torch or TensorFlow.
 
 Tokenization uses Hugging Face ``tokenizers`` on the export's ``tokenizer.json`` (the same fast tokenizer the torch
 encoder uses), truncated to ``max_length`` and padded to the longest text of each length-sorted batch. Pooling
@@ -25,9 +25,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from es_biomed.encode.base import Encoder, Pooling, fingerprint_files, read_json_object, read_pooling_config
-from es_biomed.encode.onnx_export import MANIFEST_FILENAME, VARIANT_FILES, _own_fingerprint
+from es_biomed.encode.base import Encoder, Pooling, read_pooling_config
+from es_biomed.encode.onnx_format import MANIFEST_FILENAME, VARIANT_FILES, variant_fingerprint
 from es_biomed.errors import EsBiomedError, require
+from es_biomed.models.files import fingerprint_files, read_json_object
 
 __all__ = ["VARIANTS", "OnnxEncoder", "OnnxModelError", "Runtime", "physical_cores"]
 
@@ -148,7 +149,7 @@ class OnnxEncoder(Encoder):
         self.max_batch_tokens = int(max_batch_tokens or (8192 if self.runtime == "openvino" else 1024))
         if not self.onnx_file.is_file():
             raise OnnxModelError(
-                f"{self.onnx_file}: no such ONNX file; export one with es_biomed.encode.onnx_export.export_onnx "
+                f"{self.onnx_file}: no such ONNX file; export one with es_biomed.encode.onnx_build.export_onnx "
                 "or load the encoder by its registered name"
             )
         self.session = _OrtSession(self) if self.runtime == "onnxruntime" else _OpenVinoSession(self)
@@ -192,7 +193,7 @@ class OnnxEncoder(Encoder):
                     log.warning(
                         "%s differs from the exported file or settings; it gets its own fingerprint", self.onnx_file
                     )
-                self._fingerprint = _own_fingerprint(self.onnx_file, self.tokenizer_file, base, self.variant)
+                self._fingerprint = variant_fingerprint(self.onnx_file, self.tokenizer_file, base, self.variant)
         return self._fingerprint
 
     def tokenize(self, texts: list[str]) -> dict[str, np.ndarray]:

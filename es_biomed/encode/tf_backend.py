@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from es_biomed.encode.base import Encoder, Pooling, fingerprint_files, read_json_object
+from es_biomed.encode.base import Encoder, Pooling
 from es_biomed.encode.tf_dlopen import keep_tensorflow_symbols_local
 from es_biomed.errors import EsBiomedError, require
+from es_biomed.models.files import fingerprint_files, read_json_object
 
 __all__ = ["TFEncoder", "ENCODER_CONFIG_FILENAME"]
 

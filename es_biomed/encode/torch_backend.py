@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from es_biomed.encode.base import Encoder, Pooling, fingerprint_files, read_pooling_config
+from es_biomed.encode.base import Encoder, Pooling, read_pooling_config
 from es_biomed.errors import require
+from es_biomed.models.files import fingerprint_files
 
 __all__ = ["TorchEncoder"]
 

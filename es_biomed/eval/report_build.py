@@ -111,7 +111,7 @@ def build_report(cfg: ReportConfig, output: str | Path, show_progress: bool = Fa
     """
     from es_biomed.backends.embedded.index import EmbeddedIndex
     from es_biomed.corpus.bioasq import load_bioasq
-    from es_biomed.encode.registry import load_document_encoder
+    from es_biomed.encode.loading import load_document_encoder
     from es_biomed.eval.jaccard import DEFAULT_BUCKETS, DEFAULT_THRESHOLDS, jaccard_analysis
     from es_biomed.eval.plots import plot_jaccard
     from es_biomed.eval.protocols import beir_evaluation, table9_evaluation
@@ -205,7 +205,7 @@ def build_report(cfg: ReportConfig, output: str | Path, show_progress: bool = Fa
         report["plots"]["jaccard"] = str(jp.relative_to(out))
     if cfg.qa is not None:
         from es_biomed.eval.qa_e2e import evaluate_qa
-        from es_biomed.qa.registry import load_reader
+        from es_biomed.qa.loading import load_reader
 
         report["qa"] = evaluate_qa(
             list(cfg.qa.files),

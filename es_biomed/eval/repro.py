@@ -237,7 +237,7 @@ def actual(c: Condition, cwd: str | os.PathLike[str] = ".") -> tuple[dict[str, f
 def document_precision() -> str:
     """``"bf16"`` where this machine embeds documents in bf16 (the default encoder's OpenVINO variant compiled with
     bf16 precision: AMX / AVX512-BF16), else ``"fp32"`` (fp32 ONNX Runtime or torch: the same figures)."""
-    from es_biomed.encode.registry import load_document_encoder
+    from es_biomed.encode.loading import load_document_encoder
 
     return "bf16" if getattr(load_document_encoder("all-MiniLM-L6-v2"), "precision", "fp32") == "bf16" else "fp32"
 

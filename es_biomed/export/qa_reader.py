@@ -1,7 +1,7 @@
 """Turn a trained Keras span-extraction model into the Hugging Face ``BertForQuestionAnswering`` directory that
 the reader loads (build time only: needs TensorFlow, torch and transformers).
 
-The directory (e.g. ``es_biomed/qa/weights/biomed-qa``) holds ``config.json`` (``architectures:
+The directory (e.g. ``es_biomed/models/weights/biomed-qa``) holds ``config.json`` (``architectures:
 ["BertForQuestionAnswering"]``), ``model.safetensors`` (weights stored in ``dtype``, float16 to ship; transformers
 loads them back as float32), the tokenizer files (``tokenizer.json``, ``vocab.txt``...) and ``qa_config.json``: the
 windowing the model was trained with (:class:`~es_biomed.qa.reader.ReaderConfig`). The BERT body goes through
@@ -9,8 +9,8 @@ transformers' TF -> PyTorch weight loader (as :func:`~es_biomed.train.tf.retriev
 does); the Keras head's ``Dense`` kernel ``[hidden, 2]`` becomes ``qa_outputs.weight`` ``[2, hidden]``.
 
 Example:
-    >>> export_span_model(model, tokenizer, "es_biomed/qa/weights/biomed-qa")  # doctest: +SKIP
-    PosixPath('es_biomed/qa/weights/biomed-qa')
+    >>> export_span_model(model, tokenizer, "es_biomed/models/weights/biomed-qa")  # doctest: +SKIP
+    PosixPath('es_biomed/models/weights/biomed-qa')
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from es_biomed.errors import EsBiomedError, require
-from es_biomed.qa.reader import QA_CONFIG_FILENAME, ReaderConfig
+from es_biomed.qa.config import QA_CONFIG_FILENAME, ReaderConfig
 
 __all__ = ["export_span_model", "span_logits_max_abs_diff"]
 

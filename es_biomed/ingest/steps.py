@@ -71,7 +71,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = _transient_errors()
 @functools.lru_cache(maxsize=4)
 def load_worker_encoder(name: str) -> Any:
     """The encoder ``name`` on its fastest same-identity variant (bf16 / fp32 ONNX), loaded once per worker process."""
-    from es_biomed.encode.registry import load_document_encoder
+    from es_biomed.encode.loading import load_document_encoder
 
     return load_document_encoder(name)
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Answer", "merge_answers", "normalize_answer_text"]
+__all__ = ["bioasq_normalize", "Answer", "merge_answers", "normalize_answer_text"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,18 @@ class Answer:
             'CFTR'
         """
         return {k: v for k, v in asdict(self).items() if k != "sentence_start"}
+
+
+def bioasq_normalize(text: str) -> str:
+    """BioASQ factoid normalisation, the one its official scores use: lower-case and strip surrounding whitespace.
+
+    (Merging candidate answers uses the looser :func:`normalize_answer_text`.)
+
+    Example:
+        >>> bioasq_normalize("  Bazex Syndrome ")
+        'bazex syndrome'
+    """
+    return text.strip().lower()
 
 
 def normalize_answer_text(text: str) -> str:

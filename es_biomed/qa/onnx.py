@@ -1,6 +1,6 @@
 """ONNX export of a QA reader (``BertForQuestionAnswering`` directory), made once into the ONNX cache.
 
-The cache is the encoders' (:func:`~es_biomed.encode.onnx_export.onnx_cache_dir`, ``$ES_BIOMED_ONNX_DIR``), one
+The cache is the encoders' (:func:`~es_biomed.models.cache.onnx_cache_dir`, ``$ES_BIOMED_ONNX_DIR``), one
 directory ``<name>-<fingerprint>`` per model, the fingerprint covering the weights and ``qa_config.json``, so new
 weights get a new directory. An export holds:
 
@@ -26,16 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from es_biomed.encode.base import fingerprint_files
-from es_biomed.encode.onnx_export import (
-    export_into_cache,
-    export_torch_graph,
-    fuse_transformer_graph,
-    onnx_cache_dir,
-)
+from es_biomed.encode.onnx_build import export_torch_graph, fuse_transformer_graph
 from es_biomed.errors import EsBiomedError, require
+from es_biomed.models.cache import ensure_built, onnx_cache_dir
+from es_biomed.models.files import fingerprint_files
+from es_biomed.qa.config import QA_CONFIG_FILENAME
 from es_biomed.qa.errors import ModelFilesError
-from es_biomed.qa.reader import QA_CONFIG_FILENAME
 
 __all__ = ["MANIFEST_FILENAME", "ONNX_FILENAME", "QA_PARITY_TOLERANCE", "ensure_qa_exported", "export_qa_onnx"]
 
@@ -146,16 +142,13 @@ def ensure_qa_exported(name: str, model_dir: str | os.PathLike[str]) -> Path:
     src = Path(model_dir)
     slug = Path(name).name if os.sep in name else name
     target = onnx_cache_dir() / f"{slug}-{qa_fingerprint(src)}"
-    if (target / MANIFEST_FILENAME).is_file():
-        return target
-    try:
-        require("torch", "torch")
-        require("transformers", "torch")
-    except ImportError as exc:
-        raise type(exc)(
-            f"QA model {name!r} has no ONNX export in {target} yet, and making one needs torch: "
-            "pip install 'es-biomed[torch,onnx]' (once), or set ES_BIOMED_ONNX_DIR to a directory holding exports"
-        ) from exc
-    log.info("exporting QA model %s to ONNX in %s (once)", name, target)
-    export_into_cache(target, lambda tmp: export_qa_onnx(src, tmp), MANIFEST_FILENAME)
+    target, built = ensure_built(
+        target,
+        MANIFEST_FILENAME,
+        lambda tmp: export_qa_onnx(src, tmp),
+        f"QA model {name!r}",
+        needs=("torch", "transformers"),
+    )
+    if built:
+        log.info("exported QA model %s to ONNX in %s (once)", name, target)
     return target

@@ -32,8 +32,8 @@ from es_biomed.corpus.passages import PassageConfig
 from es_biomed.errors import EsBiomedError
 from es_biomed.qa.answers import Answer, merge_answers
 from es_biomed.qa.errors import QaParameterError
+from es_biomed.qa.loading import DEFAULT_READER, load_reader
 from es_biomed.qa.reader import SpanReader
-from es_biomed.qa.registry import DEFAULT_READER, load_reader
 from es_biomed.qa.sentences import sentence_at
 from es_biomed.qa.windows import Window, select_windows
 from es_biomed.query.results import SearchResults
@@ -229,7 +229,7 @@ def _search_function(target: Any, encoder: Any) -> Any:
         )
     backend = target
     if encoder is None or isinstance(encoder, str):
-        from es_biomed.encode.registry import load_query_encoder
+        from es_biomed.encode.loading import load_query_encoder
 
         name = encoder or backend.encoder_meta().get("name")
         if not name:

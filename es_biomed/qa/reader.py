@@ -6,7 +6,7 @@ cut to ``max_query_length`` WordPieces; a passage longer than the room left is r
 by ``doc_stride`` pieces. A span starts on a piece that begins a word and ends on a piece that ends one (words as
 BERT's pre-tokenizer splits them: punctuation is a word of its own), is at most ``max_answer_length`` pieces long,
 and scores ``log p_start + log p_end`` under its window's start and end distributions (so scores of different
-windows and passages compare; :func:`~es_biomed.train.tf.heads.best_spans`). The window's **null score** is the
+windows and passages compare; :func:`~es_biomed.qa.spans.best_spans`). The window's **null score** is the
 same quantity for the ``[CLS]`` position (the label the model was trained with where a window holds no answer); a
 span is kept only if ``score >= null_score + null_threshold`` (SQuAD 2.0's rule, Devlin et al. 2019, sec. 4.3).
 
@@ -21,63 +21,30 @@ for concurrent ``run`` calls; the tokenizer is never reconfigured after loading;
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from es_biomed.errors import require
+from es_biomed.qa.config import ReaderConfig
 from es_biomed.qa.errors import ModelFilesError, QaParameterError
+from es_biomed.qa.spans import best_spans
 
-__all__ = ["QA_CONFIG_FILENAME", "ReaderConfig", "Runtime", "Span", "SpanReader"]
+__all__ = ["Runtime", "Span", "SpanReader"]
 
 log = logging.getLogger(__name__)
 
-#: Windowing settings written beside the model by :func:`~es_biomed.export.qa_reader.export_span_model`.
-QA_CONFIG_FILENAME = "qa_config.json"
 Runtime = Literal["auto", "onnx", "torch"]
 _RUNTIMES = ("auto", "onnx", "torch")
 
 
-@dataclass(frozen=True)
-class ReaderConfig:
-    """How questions and passages are cut into model inputs (the training settings, stored with the model).
-
-    Attributes:
-        max_length: WordPieces per window, ``[CLS]`` and both ``[SEP]`` included.
-        doc_stride: Overlap of consecutive windows of a long passage, in pieces.
-        max_query_length: The question is cut to this many pieces.
-        max_answer_length: Longest answer, in pieces.
-    """
-
-    max_length: int = 384
-    doc_stride: int = 128
-    max_query_length: int = 64
-    max_answer_length: int = 30
-
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-    @classmethod
-    def read(cls, model_dir: Path) -> ReaderConfig:
-        """The model's ``qa_config.json`` (defaults where it is absent)."""
-        path = model_dir / QA_CONFIG_FILENAME
-        if not path.is_file():
-            return cls()
-        try:
-            raw = json.loads(path.read_text())
-        except ValueError as exc:
-            raise ModelFilesError(f"{path}: not valid JSON: {exc}") from exc
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: int(v) for k, v in raw.items() if k in known})
-
-
+#: Windowing settings written beside the model by :func:`~es_biomed.export.qa_reader.export_span_model`.
 @dataclass(frozen=True)
 class Span:
     """One answer span of one passage.
@@ -99,7 +66,7 @@ class SpanReader:
     """A span-extraction QA model directory (``config.json``, weights, ``tokenizer.json``, ``qa_config.json``).
 
     Args:
-        model_dir: The model directory (e.g. ``es_biomed/qa/weights/biomed-qa``).
+        model_dir: The model directory (e.g. ``es_biomed/models/weights/biomed-qa``).
         name: Name reported in results; defaults to the directory.
         runtime: ``"auto"``, ``"onnx"`` or ``"torch"`` (see the module docstring).
         threads: ONNX Runtime / torch intra-op threads; defaults to ``$ES_BIOMED_THREADS`` if set (as the
@@ -112,7 +79,7 @@ class SpanReader:
         MissingDependencyError: the runtime's packages are not installed.
 
     Example:
-        >>> r = SpanReader("es_biomed/qa/weights/biomed-qa")  # doctest: +SKIP
+        >>> r = SpanReader("es_biomed/models/weights/biomed-qa")  # doctest: +SKIP
         >>> ctx = "Flumazenil reverses benzodiazepine sedation."
         >>> [ctx[s.start:s.end] for s in r.read("Which drug reverses benzodiazepines?", [ctx])[0][:1]]  # doctest: +SKIP
         ['Flumazenil']
@@ -184,7 +151,6 @@ class SpanReader:
             raise QaParameterError("max_answer_length", f"must be >= 1, got {longest}")
         windows = self.windows(question, passages)
         logits = self._logits([w[0] for w in windows])
-        from es_biomed.train.tf.heads import best_spans
 
         found: list[dict[tuple[int, int], Span]] = [{} for _ in passages]
         for (ids, pi, offsets, begins, ends), lg in zip(windows, logits, strict=True):

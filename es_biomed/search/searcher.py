@@ -58,7 +58,7 @@ class Searcher:
     def encoder(self) -> Encoder:
         """The query encoder, loaded on first use (BM25-only searches never load it)."""
         if self._encoder is None:
-            from es_biomed.encode.registry import load_query_encoder
+            from es_biomed.encode.loading import load_query_encoder
 
             enc = load_query_encoder(
                 self._encoder_arg if isinstance(self._encoder_arg, str) else self.index.encoder_info["name"]

@@ -8,7 +8,7 @@ import pytest
 
 from es_biomed.corpus.bioasq import load_bioasq, load_bioasq_split, split_by_question
 from es_biomed.encode import load_encoder
-from es_biomed.encode.registry import resolve_model_path
+from es_biomed.models.catalog import resolve as resolve_model_path
 from es_biomed.query.presets import default_plan
 from es_biomed.train.tf.retrieval import build_bm25_index, mine_hard_negatives, read_training_meta
 

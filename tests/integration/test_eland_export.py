@@ -22,7 +22,6 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from es_biomed.encode import load_encoder  # noqa: E402
-from es_biomed.encode.registry import resolve_model_path  # noqa: E402
 from es_biomed.export.eland import (  # noqa: E402
     MANIFEST_FILENAME,
     PARITY_TOLERANCE,
@@ -30,6 +29,7 @@ from es_biomed.export.eland import (  # noqa: E402
     export_eland,
     find_eland_python,
 )
+from es_biomed.models.catalog import resolve as resolve_model_path  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 
 SAMPLE = REPO / "data" / "scifact-sample"

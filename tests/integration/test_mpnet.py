@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from es_biomed.encode.fetch import cached_model_dir
+from es_biomed.models.fetch import cached_model_dir
 
 pytestmark = [
     pytest.mark.integration,
@@ -28,7 +28,7 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def mpnet():
     pytest.importorskip("torch")
-    from es_biomed.encode.registry import load_encoder
+    from es_biomed.encode.loading import load_encoder
 
     return load_encoder("mpnet")
 

@@ -21,13 +21,9 @@ pytest.importorskip("torch")
 
 from es_biomed.encode import load_encoder  # noqa: E402
 from es_biomed.encode.onnx_backend import OnnxEncoder  # noqa: E402
-from es_biomed.encode.onnx_export import (  # noqa: E402
-    BF16_TOLERANCE,
-    MANIFEST_FILENAME,
-    PARITY_TOLERANCE,
-    source_fingerprint,
-)
-from es_biomed.encode.registry import resolve_model_path  # noqa: E402
+from es_biomed.encode.onnx_build import BF16_TOLERANCE, PARITY_TOLERANCE, source_fingerprint  # noqa: E402
+from es_biomed.encode.onnx_format import MANIFEST_FILENAME  # noqa: E402
+from es_biomed.models.catalog import resolve as resolve_model_path  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 
 EDGE = [
@@ -159,7 +155,7 @@ def test_index_built_with_torch_accepts_fp32_onnx_and_refuses_int8(minilm, minil
 
 
 def test_query_encoder_falls_back_to_torch_without_an_export(tmp_path, monkeypatch):
-    from es_biomed.encode.registry import load_query_encoder
+    from es_biomed.encode.loading import load_query_encoder
     from es_biomed.encode.torch_backend import TorchEncoder
 
     monkeypatch.setenv("ES_BIOMED_ONNX_DIR", str(tmp_path / "empty"))
@@ -222,7 +218,7 @@ def test_bf16_is_close_to_fp32_and_shares_its_identity(minilm, minilm_onnx, mini
 
 
 def test_fast_variants_for_documents_and_queries(minilm_onnx, minilm_bf16, minilm_int8):
-    from es_biomed.encode.registry import load_document_encoder, load_query_encoder
+    from es_biomed.encode.loading import load_document_encoder, load_query_encoder
 
     doc = load_document_encoder("all-MiniLM-L6-v2")
     assert (doc.info.name, doc.variant, doc.fingerprint) == ("all-MiniLM-L6-v2-bf16", "bf16", minilm_onnx.fingerprint)

@@ -9,8 +9,8 @@ import struct
 import pytest
 
 from es_biomed.qa import load_reader
+from es_biomed.qa.loading import known_readers, resolve_reader_path
 from es_biomed.qa.onnx import MANIFEST_FILENAME, QA_PARITY_TOLERANCE
-from es_biomed.qa.registry import known_readers, resolve_reader_path
 
 pytestmark = pytest.mark.integration
 

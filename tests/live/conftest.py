@@ -140,6 +140,6 @@ def make_backend(cluster_config) -> Iterator[Callable[..., object]]:  # type: ig
 def cached(minilm):  # type: ignore[no-untyped-def]
     """The real MiniLM, memoized for the session: both engines and the embedded index get the very same vectors,
     and each text is embedded once."""
-    from es_biomed.encode.cache import CachedEncoder
+    from es_biomed.encode.memo import CachedEncoder
 
     return CachedEncoder(minilm)

@@ -22,7 +22,7 @@ def docs():
 
 @pytest.fixture(scope="module")
 def reader():
-    from es_biomed.qa.registry import load_reader
+    from es_biomed.qa.loading import load_reader
 
     return load_reader("biomed-qa")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from es_biomed.export import eland as eland_export
 from es_biomed.errors import EsBiomedError
+from es_biomed.export import eland as eland_export
 from es_biomed.export.eland import (
     ELAND_PYTHON_ENV,
     ElandExportError,
@@ -230,9 +230,11 @@ def test_registered_cross_encoder_exports_as_text_similarity_only(minilm_dir, tm
     """A ``"kind": "cross-encoder"`` entry of models.json resolves to its directory for text_similarity; an encoder
     is refused for text_similarity and a cross-encoder for text_embedding."""
     ce = _light_copy(minilm_dir, tmp_path / "ce", leave_out=())
-    table = eland_export._model_table()
+    from es_biomed.models import catalog
+
+    table = dict(catalog.model_table())
     table["toy-ce"] = {"kind": "cross-encoder", "path": str(ce), "name": "toy-ce"}
-    monkeypatch.setattr(eland_export, "_model_table", lambda: table)
+    monkeypatch.setattr(catalog, "model_table", lambda: table)
     assert resolve_model_dir("toy-ce", "text_similarity") == (ce, "toy-ce")
     with pytest.raises(ElandExportError, match=re.escape("'toy-ce' is a cross-encoder: export it with task type")):
         resolve_model_dir("toy-ce", "text_embedding")

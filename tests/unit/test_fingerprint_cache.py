@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from es_biomed.encode.base import fingerprint_cache_path, fingerprint_files
+from es_biomed.models.files import fingerprint_cache_path, fingerprint_files
 
 
 @pytest.fixture

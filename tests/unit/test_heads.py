@@ -117,7 +117,7 @@ def test_build_head_rejects_bad_kind():
 
 
 def test_best_spans_by_hand():
-    from es_biomed.train.tf.heads import best_spans
+    from es_biomed.qa.spans import best_spans
 
     start = np.array([9.0, 0.0, 3.0, 1.0, 0.0])  # position 0 is not allowed ([CLS])
     end = np.array([9.0, 0.0, 0.0, 2.0, 5.0])

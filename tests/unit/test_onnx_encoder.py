@@ -22,7 +22,7 @@ from onnx import TensorProto, helper  # noqa: E402
 
 from es_biomed.encode import load_encoder  # noqa: E402
 from es_biomed.encode.onnx_backend import OnnxEncoder, OnnxModelError, physical_cores  # noqa: E402
-from es_biomed.encode.onnx_export import MANIFEST_FILENAME  # noqa: E402
+from es_biomed.encode.onnx_format import MANIFEST_FILENAME  # noqa: E402
 from es_biomed.errors import EsBiomedError  # noqa: E402
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "aspirin", "fever", "stroke"]
@@ -178,7 +178,7 @@ def test_dims_must_match_the_manifest(tiny):
 
 
 def test_fingerprint_is_the_manifest_one_only_for_the_exported_bytes(tiny):
-    from es_biomed.encode.base import fingerprint_files
+    from es_biomed.models.files import fingerprint_files
 
     own = OnnxEncoder(tiny).fingerprint
     assert len(own) == 16
@@ -213,7 +213,7 @@ def test_registered_backend_must_fit():
 
 def test_onnx_entries_are_registered():
     from es_biomed.encode import known_encoders
-    from es_biomed.encode.registry import DEFAULT_ENCODER
+    from es_biomed.encode.loading import DEFAULT_ENCODER
 
     assert {"all-MiniLM-L6-v2-onnx", "all-MiniLM-L6-v2-int8", "biomed-minilm-onnx", "biomed-minilm-int8"} <= set(
         known_encoders()
@@ -246,8 +246,9 @@ def test_vocabulary_larger_than_the_embedding_table(tmp_path):
 
 
 def test_no_export_and_no_torch_says_what_to_install(tmp_path, monkeypatch):
-    from es_biomed.encode import onnx_export
+    from es_biomed.encode import onnx_build as onnx_export
     from es_biomed.errors import MissingDependencyError
+    from es_biomed.models import cache
 
     src = tmp_path / "hf"
     src.mkdir()
@@ -258,7 +259,7 @@ def test_no_export_and_no_torch_says_what_to_install(tmp_path, monkeypatch):
     def no_torch(module: str, extra: str):
         raise MissingDependencyError(f"{module!r} is required")
 
-    monkeypatch.setattr(onnx_export, "require", no_torch)
+    monkeypatch.setattr(cache, "require", no_torch)  # the one "build on first use" checks what it needs
     key = onnx_export.source_fingerprint(src)
     with pytest.raises(MissingDependencyError, match=re.escape(f"{tmp_path / 'cache' / ('tiny-' + key)} yet")) as err:
         onnx_export.ensure_exported("tiny", src)

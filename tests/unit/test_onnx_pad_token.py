@@ -17,7 +17,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
 
 from es_biomed.encode.onnx_backend import OnnxEncoder  # noqa: E402
-from es_biomed.encode.onnx_export import MANIFEST_FILENAME  # noqa: E402
+from es_biomed.encode.onnx_format import MANIFEST_FILENAME  # noqa: E402
 from tests.unit.test_onnx_encoder import write_model  # noqa: E402
 
 VOCAB = ["<s>", "<pad>", "</s>", "[UNK]", "[PAD]", "aspirin", "fever"]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from es_biomed.qa import ModelFilesError, QaParameterError, SpanReader
-from es_biomed.qa.reader import ReaderConfig
+from es_biomed.qa.config import ReaderConfig
 
 tokenizers = pytest.importorskip("tokenizers")
 

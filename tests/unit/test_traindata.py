@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from es_biomed.corpus.types import Document
-from es_biomed.encode.model_dir import check_model_dir
 from es_biomed.errors import EsBiomedError
+from es_biomed.models.model_dir import check_model_dir
 from es_biomed.train.data.build import self_supervised_pairs
 from es_biomed.train.data.mining import dense_candidates, filter_false_negatives
 from es_biomed.train.data.pairs import FORMAT, Negative, Pair, PairFileError, read_pairs, write_pairs

@@ -191,7 +191,7 @@ def build_dataset(
     dense: dict[str, list[tuple[str, float]]] = {}
     encoder_info: dict[str, Any] | None = None
     if cfg.encoder:
-        from es_biomed.encode.registry import load_document_encoder
+        from es_biomed.encode.loading import load_document_encoder
 
         enc = load_document_encoder(cfg.encoder)
         encoder_info = {"name": enc.info.name, "fingerprint": enc.info.fingerprint}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from es_biomed.encode.model_dir import resolve_model_dir
+from es_biomed.models.model_dir import resolve_model_dir
 from es_biomed.train.pt.common import amp_dtype, dataset_meta, run_trainer, trainer_arguments
 from es_biomed.train.pt.data import Selection, select_pairs
 

@@ -2,7 +2,7 @@
 
 Sources accepted by :func:`load_bert`:
 
-* a registered encoder name (``"all-MiniLM-L6-v2"``, see ``es_biomed/encode/models.json``);
+* a registered encoder name (``"all-MiniLM-L6-v2"``, see ``es_biomed/models/models.json``);
 * a Hugging Face BERT directory (``config.json``, ``vocab.txt`` and PyTorch or TensorFlow weights), such as the
   directories :func:`save_bert` writes;
 * a Google BERT TensorFlow checkpoint (the format of the original BERT release and of the TPU-trained
@@ -146,13 +146,13 @@ def _resolve_source(source: str | os.PathLike[str]) -> Path:
     path = Path(source).expanduser()
     if path.exists() or Path(f"{path}.index").is_file():
         return path
-    from es_biomed.encode.registry import known_encoders, resolve_model_path
+    from es_biomed.models.catalog import known, resolve
 
     try:
-        return resolve_model_path(str(source))
+        return resolve(str(source))
     except KeyError:
         raise EsBiomedError(
-            f"unknown BERT source {str(source)!r}: not a registered encoder ({', '.join(known_encoders())}) "
+            f"unknown BERT source {str(source)!r}: not a registered encoder ({', '.join(known('encoder'))}) "
             "and not an existing path"
         ) from None
 

@@ -32,13 +32,14 @@ from typing import Any, Literal
 import numpy as np
 
 from es_biomed.errors import EsBiomedError, require
+from es_biomed.qa.answers import bioasq_normalize
+from es_biomed.qa.spans import best_spans
 from es_biomed.train.tf.task_data import IGNORE_INDEX, Features, QaExample, iter_batches
 
 __all__ = [
     "HeadKind",
     "TrainConfig",
     "TrainReport",
-    "best_spans",
     "build_head",
     "fit",
     "predict",
@@ -377,55 +378,6 @@ def predict(model: Any, features: Features, batch_size: int = 64, *, compiled: b
     return out
 
 
-def best_spans(
-    start_logits: np.ndarray,
-    end_logits: np.ndarray,
-    allowed: np.ndarray,
-    allowed_end: np.ndarray | None = None,
-    *,
-    top_n: int = 20,
-    max_answer_length: int = 30,
-) -> list[tuple[int, int, float]]:
-    """The best answer spans of one window: ``start <= end < start + max_answer_length``, both allowed.
-
-    A span's score is ``log_softmax(start_logits)[start] + log_softmax(end_logits)[end]`` (log-probability of
-    the span under the window's start and end distributions), so scores of different windows and contexts
-    compare.
-
-    Args:
-        start_logits: ``[tokens]`` start logits.
-        end_logits: ``[tokens]`` end logits.
-        allowed: ``[tokens]`` booleans, True where an answer may start (and end, unless ``allowed_end``).
-        allowed_end: ``[tokens]`` booleans, True where an answer may end; defaults to ``allowed``.
-        top_n: Spans returned at most.
-        max_answer_length: Longest span, in tokens.
-
-    Returns:
-        ``(start, end, score)`` token spans, best first (ties: earlier start, then shorter).
-
-    Example:
-        >>> best_spans(np.array([0., 5., 1., 0.]), np.array([0., 0., 4., 6.]), np.array([0, 1, 1, 1], bool),
-        ...            top_n=2, max_answer_length=2)  # doctest: +ELLIPSIS
-        [(1, 2, -2.16...), (2, 3, -4.16...)]
-    """
-    s = np.asarray(start_logits, np.float64)
-    e = np.asarray(end_logits, np.float64)
-    ls = s - (np.log(np.sum(np.exp(s - s.max()))) + s.max())
-    le = e - (np.log(np.sum(np.exp(e - e.max()))) + e.max())
-    n = len(s)
-    ok_start = np.asarray(allowed, bool)
-    ok_end = ok_start if allowed_end is None else np.asarray(allowed_end, bool)
-    starts, ends = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    valid = ok_start[:, None] & ok_end[None, :] & (ends >= starts) & (ends - starts < max_answer_length)
-    if not valid.any():
-        return []
-    scores = np.where(valid, ls[:, None] + le[None, :], -np.inf)
-    cand = np.flatnonzero(valid.ravel())
-    key = np.lexsort((ends.ravel()[cand] - starts.ravel()[cand], starts.ravel()[cand], -scores.ravel()[cand]))
-    best = cand[key[:top_n]]
-    return [(int(b // n), int(b % n), float(scores.ravel()[b])) for b in best]
-
-
 def rank_answers(
     examples: Sequence[QaExample],
     features: Features,
@@ -437,9 +389,9 @@ def rank_answers(
 ) -> dict[str, list[tuple[str, float]]]:
     """Ranked candidate answers per **question**, pooled over all its contexts and windows.
 
-    Each window contributes its ``top_n`` spans (:func:`best_spans`) as context substrings; spans start and end
+    Each window contributes its ``top_n`` spans (:func:`~es_biomed.qa.spans.best_spans`) as context substrings; spans start and end
     on word boundaries (``features.meta["word_bounds"]``) so no answer cuts a word. Candidates equal
-    after BioASQ normalisation (:func:`~es_biomed.eval.task_metrics.normalize_answer`) merge, keeping the best
+    after BioASQ normalisation (:func:`~es_biomed.qa.answers.bioasq_normalize`) merge, keeping the best
     score and the first surface form seen with it.
 
     Args:
@@ -453,8 +405,6 @@ def rank_answers(
     Returns:
         ``{question_id: [(answer, score), ...]}`` with at most ``k`` answers, best first.
     """
-    from es_biomed.eval.task_metrics import normalize_answer
-
     pooled: dict[str, dict[str, tuple[float, str]]] = {}
     for f, ei in enumerate(features.example_index):
         ex = examples[ei]
@@ -466,7 +416,7 @@ def rank_answers(
             lg[:, 0], lg[:, 1], bounds[:, 0], bounds[:, 1], top_n=top_n, max_answer_length=max_answer_length
         ):
             text = ex.context[int(offsets[s, 0]) : int(offsets[e, 1])].strip()
-            key = normalize_answer(text)
+            key = bioasq_normalize(text)
             if key and (key not in bucket or score > bucket[key][0]):
                 bucket[key] = (score, text)
     return {

@@ -17,7 +17,7 @@ Named encoders are exported on first use into a cache directory (:func:`ensure_e
 subdirectory ``<name>-<source fingerprint>`` per model, so new weights get a new directory.
 
 Example:
-    >>> from es_biomed.encode.onnx_export import export_onnx
+    >>> from es_biomed.encode.onnx_build import export_onnx
     >>> export_onnx("/models/all-MiniLM-L6-v2", "/models/minilm-onnx")  # doctest: +SKIP
     PosixPath('/models/minilm-onnx')
 """
@@ -30,18 +30,14 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from es_biomed.encode.base import (
-    Pooling,
-    fingerprint_files,
-    read_json_object,
-    read_pooling_config,
-    write_text_atomic,
-)
+from es_biomed.encode.base import Pooling, read_pooling_config
+from es_biomed.encode.onnx_format import MANIFEST_FILENAME, VARIANT_FILES, variant_fingerprint
 from es_biomed.errors import EsBiomedError, require
+from es_biomed.models.cache import ensure_built, onnx_cache_dir
+from es_biomed.models.files import fingerprint_files, read_json_object, write_text_atomic
 
 __all__ = [
     "MANIFEST_FILENAME",
@@ -49,23 +45,17 @@ __all__ = [
     "PARITY_TOLERANCE",
     "PROBE_TEXTS",
     "VARIANT_FILES",
-    "cache_root",
     "ensure_exported",
-    "export_into_cache",
     "export_onnx",
     "record_bf16_parity",
     "export_torch_graph",
     "fuse_transformer_graph",
-    "onnx_cache_dir",
     "source_fingerprint",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Settings written next to the ONNX files.
-MANIFEST_FILENAME = "es_biomed_onnx.json"
-#: ONNX file of each precision variant.
-VARIANT_FILES = {"fp32": "model.onnx", "int8": "model_int8.onnx"}
 #: Max abs difference (unit-norm vectors) under which the fp32 ONNX model keeps the torch encoder's fingerprint.
 PARITY_TOLERANCE = 1e-4
 #: Max abs difference from the fp32 export under which the bf16 variant (OpenVINO) shares the fp32 fingerprint.
@@ -84,19 +74,6 @@ PROBE_TEXTS = (
 #: Hugging Face ``model_type`` values the ORT BERT fusions apply to.
 _FUSABLE = ("bert",)
 _OPSET = 17
-
-
-def cache_root() -> Path:
-    """es-biomed's cache directory: ``$XDG_CACHE_HOME/es-biomed`` (default ``~/.cache/es-biomed``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "es-biomed"
-
-
-def onnx_cache_dir() -> Path:
-    """Root of the exported-model cache: ``$ES_BIOMED_ONNX_DIR``, else ``$XDG_CACHE_HOME/es-biomed/onnx``."""
-    if os.environ.get("ES_BIOMED_ONNX_DIR"):
-        return Path(os.environ["ES_BIOMED_ONNX_DIR"]).expanduser()
-    return cache_root() / "onnx"
 
 
 def _model_settings(model_dir: Path, max_length: int | None, pooling: Pooling | None) -> dict[str, Any]:
@@ -229,7 +206,7 @@ def export_onnx(
             manifest["variants"][variant] = {
                 "file": filename,
                 "sha": fingerprint_files([out / filename], {}),
-                "fingerprint": _own_fingerprint(out / filename, out / "tokenizer.json", base, variant),
+                "fingerprint": variant_fingerprint(out / filename, out / "tokenizer.json", base, variant),
             }
     (out / MANIFEST_FILENAME).write_text(json.dumps(manifest, indent=2) + "\n")
 
@@ -280,7 +257,7 @@ def record_bf16_parity(export_dir: str | os.PathLike[str]) -> dict[str, Any] | N
         "parity_vs_fp32_max_abs_diff": diff,
         "fingerprint": fp32["fingerprint"]
         if compatible
-        else _own_fingerprint(out / fp32["file"], out / "tokenizer.json", base, "bf16"),
+        else variant_fingerprint(out / fp32["file"], out / "tokenizer.json", base, "bf16"),
     }
     if not compatible:
         log.warning("%s: bf16 differs from fp32 by %.2e > %g; it gets its own fingerprint", out, diff, BF16_TOLERANCE)
@@ -324,11 +301,6 @@ def fuse_transformer_graph(raw: Path, dest: Path, model_type: str | None, num_he
     """ORT's transformer fusions for a BERT-family graph written by :func:`export_torch_graph` (other model types
     are copied as exported)."""
     _optimize(raw, dest, {"model_type": model_type, "num_heads": num_heads, "dims": hidden_size})
-
-
-def _own_fingerprint(onnx_file: Path, tokenizer_file: Path, base: dict[str, Any], variant: str) -> str:
-    """Fingerprint of an ONNX file by its own bytes (never equal to a torch encoder's)."""
-    return fingerprint_files([onnx_file, tokenizer_file], {**base, "backend": "onnx", "variant": variant})
 
 
 def _optimize(raw: Path, dest: Path, settings: dict[str, Any]) -> None:
@@ -378,38 +350,11 @@ def ensure_exported(name: str, model_dir: str | os.PathLike[str], max_length: in
     """
     src = Path(model_dir)
     target = onnx_cache_dir() / f"{name}-{source_fingerprint(src, max_length)}"
-    if (target / MANIFEST_FILENAME).is_file():
-        if "bf16" not in read_json_object(target / MANIFEST_FILENAME, "export settings", EsBiomedError).get(
-            "variants", {}
-        ):
-            record_bf16_parity(target)  # an export made before the bf16 variant, or without openvino then
-        return target
-    try:
-        require("torch", "torch")
-    except ImportError as exc:
-        raise type(exc)(
-            f"encoder {name!r} has no ONNX export in {target} yet, and making one needs torch: "
-            "pip install 'es-biomed[torch,onnx]' (once), or set ES_BIOMED_ONNX_DIR to a directory holding exports"
-        ) from exc
-    log.info("exporting %s to ONNX in %s (once)", name, target)
-    return export_into_cache(target, lambda tmp: export_onnx(src, tmp, max_length=max_length))
-
-
-def export_into_cache(target: Path, export: Callable[[Path], object], manifest: str = MANIFEST_FILENAME) -> Path:
-    """Run ``export`` into a private temporary directory beside ``target`` and rename it into place.
-
-    Two processes exporting at once each write their own directory; the first rename wins and the loser's copy is
-    dropped (``target / manifest`` present means the winner finished). Nothing half-written is ever at ``target``.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        export(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / manifest).is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    target, built = ensure_built(
+        target, MANIFEST_FILENAME, lambda tmp: export_onnx(src, tmp, max_length=max_length), f"encoder {name!r}"
+    )
+    if not built and "bf16" not in read_json_object(target / MANIFEST_FILENAME, "export settings", EsBiomedError).get(
+        "variants", {}
+    ):
+        record_bf16_parity(target)  # an export made before the bf16 variant, or without openvino then
     return target

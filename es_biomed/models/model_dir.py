@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from es_biomed.errors import EsBiomedError
+from es_biomed.models.catalog import lookup, resolve
 
 __all__ = [
     "WEIGHT_FILES",
@@ -59,11 +60,9 @@ def check_model_dir(path: str | os.PathLike[str], what: str = "model", error: ty
 
 
 def resolve_model_dir(name_or_path: str, what: str = "model") -> Path:
-    """A registered model's directory (:func:`~es_biomed.encode.registry.resolve_model_path`) or a checked path."""
-    from es_biomed.encode.registry import _registry, resolve_model_path
-
-    if name_or_path in _registry():
-        return check_model_dir(resolve_model_path(name_or_path), f"{what} {name_or_path!r}")
+    """A registered encoder's directory (:func:`~es_biomed.models.catalog.resolve`) or a checked path."""
+    if lookup(name_or_path, "encoder") is not None:
+        return check_model_dir(resolve(name_or_path), f"{what} {name_or_path!r}")
     return check_model_dir(name_or_path, what)
 
 

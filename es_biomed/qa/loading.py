@@ -1,19 +1,17 @@
 """Resolve ``reader=NAME|PATH`` to a :class:`~es_biomed.qa.reader.SpanReader`.
 
-Named readers live in ``models.json`` beside this module (data, not code), as encoders do in
-``es_biomed/encode/models.json``; an entry's ``"path"`` is a directory relative to this package (the shipped
-``weights/biomed-qa``). Anything else is taken as a model directory (``config.json``, ``model.safetensors``,
+Named readers are the model catalog's entries of kind ``reader`` (:mod:`es_biomed.models.catalog`; the shipped
+``biomed-qa`` lives in ``es_biomed/models/weights/biomed-qa``). Anything else is taken as a model directory (``config.json``, ``model.safetensors``,
 ``tokenizer.json``; e.g. what ``training/finetune_qa.py --save-dir`` writes).
 """
 
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from es_biomed.encode.registry import read_model_table
+from es_biomed.models.catalog import known, lookup, resolve
 from es_biomed.qa.errors import ModelFilesError, QaParameterError
 from es_biomed.qa.reader import Runtime, SpanReader
 
@@ -22,14 +20,9 @@ __all__ = ["DEFAULT_READER", "known_readers", "load_reader", "resolve_reader_pat
 DEFAULT_READER = "biomed-qa"
 
 
-@lru_cache(maxsize=1)
-def _registry() -> dict[str, dict[str, Any]]:
-    return read_model_table(Path(__file__).with_name("models.json"))
-
-
 def known_readers() -> list[str]:
     """Canonical names of the registered QA readers."""
-    return sorted({spec["name"] for spec in _registry().values()})
+    return known("reader")
 
 
 def resolve_reader_path(name_or_path: str | os.PathLike[str]) -> tuple[str, Path]:
@@ -40,15 +33,9 @@ def resolve_reader_path(name_or_path: str | os.PathLike[str]) -> tuple[str, Path
         ModelFilesError: a registered reader's files are missing (package data not installed).
     """
     key = str(name_or_path)
-    spec = _registry().get(key)
+    spec = lookup(key, "reader")
     if spec is not None:
-        path = Path(__file__).parent / spec["path"]
-        if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
-            raise ModelFilesError(
-                f"QA reader {spec['name']!r} should ship with es-biomed at {path}, but its files are missing; "
-                "reinstall es-biomed (the weights are package data)"
-            )
-        return spec["name"], path
+        return spec["name"], resolve(key, "reader", files=("config.json", "model.safetensors"), error=ModelFilesError)
     path = Path(key).expanduser()
     if not path.is_dir():
         raise QaParameterError(
@@ -64,7 +51,7 @@ def load_reader(
     """Load a QA reader by registered name (default ``biomed-qa``) or directory.
 
     Args:
-        name_or_path: A name from ``es_biomed/qa/models.json`` or a model directory.
+        name_or_path: A name from ``es_biomed/models/models.json`` or a model directory.
         runtime: ``"auto"`` (ONNX Runtime when installed, exporting on first use; else torch), ``"onnx"`` or
             ``"torch"``.
         **kwargs: Passed to :class:`~es_biomed.qa.reader.SpanReader` (``threads``, ``batch_size``).
