@@ -15,7 +15,7 @@ from eval_retrieval import _slug, fast_encoder
 from es_biomed.backends.embedded.index import EmbeddedIndex
 from es_biomed.corpus.readers import load_beir
 from es_biomed.encode.cross_encoder import load_cross_encoder
-from es_biomed.query.cross_stage import search_with_cross_encoder
+from es_biomed.search.stages import cross_encoder_stage
 from es_biomed.query.presets import default_plan
 from es_biomed.train.data.sources import scifact_split
 
@@ -33,7 +33,7 @@ for prec in ("fp32", "bf16"):
         for text in qs:
             t = time.perf_counter()
             v = enc.encode_queries([text])[0]
-            search_with_cross_encoder(
+            cross_encoder_stage(
                 index,
                 plan.replace(query=text, mode="rerank_ce", window_size=max(30, n), ce_window=n, cross_encoder="x"),
                 v,

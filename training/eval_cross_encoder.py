@@ -10,7 +10,7 @@ on those cached logits, exactly what ``--mode rerank_ce --ce-window N --ce-weigh
 
 Selection: the (N, w) with the best mean of SciFact-dev NDCG@10 and BioASQ-dev MRR@10 (window 20) is chosen on
 the dev splits only; SciFact test is reported for every setting, the chosen one marked. Latency: wall time of
-``search_with_cross_encoder`` for one query at N = 20 and 50 (median over ``--latency-queries`` SciFact dev
+``cross_encoder_stage`` for one query at N = 20 and 50 (median over ``--latency-queries`` SciFact dev
 claims; the cosine rescore included).
 """
 
@@ -30,7 +30,8 @@ from es_biomed.corpus.types import RetrievalSet
 from es_biomed.encode.cross_encoder import load_cross_encoder
 from es_biomed.eval.metrics import evaluate
 from es_biomed.eval.protocols import ensure_index
-from es_biomed.query.cross_stage import apply_cross_encoder, document_text, search_with_cross_encoder
+from es_biomed.query.cross_stage import apply_cross_encoder, document_text
+from es_biomed.search.stages import cross_encoder_stage
 from es_biomed.query.presets import default_plan
 from es_biomed.train.data.sources import scifact_split
 
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             p = plan.replace(
                 query=text, mode="rerank_ce", window_size=max(plan.window_size, n), ce_window=n, cross_encoder="x"
             )
-            search_with_cross_encoder(index, p, v, scorer)
+            cross_encoder_stage(index, p, v, scorer)
             times.append((time.perf_counter() - t) * 1000)
         lat[str(n)] = {"p50_ms": round(statistics.median(times), 1), "queries": len(times)}
     t_base = []

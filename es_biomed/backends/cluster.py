@@ -57,6 +57,8 @@ from es_biomed.query.plan import SearchPlan, apply_rescore, reciprocal_rank_fusi
 from es_biomed.query.results import Hit, SearchResults
 
 __all__ = [
+    "CLUSTER_ENGINES",
+    "connect_cluster",
     "ClusterConfig",
     "BulkReport",
     "BulkInterruptedError",
@@ -844,3 +846,18 @@ class ClusterBackend:
         }
         resp = self._call(self.client.search, index=self.alias, body=body)
         return {h["_id"]: h.get("_source", {}) for h in resp["hits"]["hits"]}
+
+
+#: CLI / Searcher backend names of the cluster engines.
+CLUSTER_ENGINES = {"es": "elasticsearch", "opensearch": "opensearch", "elasticsearch": "elasticsearch"}
+
+
+def connect_cluster(backend: str, alias: str | None = None, **kwargs: Any) -> ClusterBackend:
+    """A cluster backend (``es`` / ``elasticsearch`` or ``opensearch``) configured from the environment, after
+    checking that the server answers and is that engine (credentials never printed).
+
+    Raises:
+        ClusterError: no URL configured, the server is unreachable, refuses the credentials or is another engine.
+    """
+    cfg = ClusterConfig.from_env(engine=CLUSTER_ENGINES.get(backend, backend), alias=alias)
+    return ClusterBackend.connect(cfg, **kwargs)

@@ -7,10 +7,10 @@ import json
 import click
 
 from es_biomed.cli.support import (
-    _errors,
-    _es_backend,
-    _fail,
-    _load_encoder,
+    cluster_backend,
+    fail,
+    handled_errors,
+    load_encoder_for,
 )
 
 
@@ -66,8 +66,8 @@ def _cluster_group(backend: str, engine: str, env: str, start: str) -> click.Gro
         """Install the index template and search template, and create the first index behind the alias."""
         try:
             opts = json.loads(index_options) if index_options else None
-            enc = _load_encoder(encoder)
-            es = _es_backend(alias, backend)
+            enc = load_encoder_for(encoder)
+            es = cluster_backend(alias, backend)
             result = es.setup(enc.info, index_options=opts, pipeline_model_id=pipeline_model_id, analyzer=analyzer)
             if kibana_url:
                 from es_biomed.kibana import default_ndjson_path, import_saved_objects
@@ -81,8 +81,8 @@ def _cluster_group(backend: str, engine: str, env: str, start: str) -> click.Gro
                     password=cfg.password,
                     ca_certs=cfg.ca_certs,
                 )
-        except (json.JSONDecodeError, *_errors()) as exc:
-            raise _fail(exc) from exc
+        except (json.JSONDecodeError, *handled_errors()) as exc:
+            raise fail(exc) from exc
         click.echo(json.dumps(result, indent=2))
 
     @group.command(name="status")
@@ -90,9 +90,9 @@ def _cluster_group(backend: str, engine: str, env: str, start: str) -> click.Gro
     def status(alias: str | None) -> None:
         """Show the engine, the alias, its indices with document counts, the encoder, and installed templates."""
         try:
-            click.echo(json.dumps(_es_backend(alias, backend).status(), indent=2))
-        except _errors() as exc:
-            raise _fail(exc) from exc
+            click.echo(json.dumps(cluster_backend(alias, backend).status(), indent=2))
+        except handled_errors() as exc:
+            raise fail(exc) from exc
 
     @group.command(name="reindex")
     @click.option("--index", "alias", default=None, help=f"Alias (default: {env}_ALIAS or es-biomed).")
@@ -103,16 +103,16 @@ def _cluster_group(backend: str, engine: str, env: str, start: str) -> click.Gro
         """Copy the alias's index into the next version with the current template (a server-side task, polled)
         and swap the alias atomically."""
         try:
-            es = _es_backend(alias, backend)
+            es = cluster_backend(alias, backend)
             old = es.indices()
             if not force:
                 what = f"reindex {es.alias} ({', '.join(old) or 'no index'}) into a new version" + (
                     " and DELETE the old index" if delete_old else ""
                 )
                 click.confirm(what + "?", abort=True)
-            result = es.reindex(_load_encoder(encoder).info, delete_old=delete_old)
-        except _errors() as exc:
-            raise _fail(exc) from exc
+            result = es.reindex(load_encoder_for(encoder).info, delete_old=delete_old)
+        except handled_errors() as exc:
+            raise fail(exc) from exc
         click.echo(json.dumps(result, indent=2))
 
     return group

@@ -10,14 +10,14 @@ import click
 
 from es_biomed.cli.support import (
     MODES,
-    _errors,
-    _es_backend,
-    _fail,
-    _load_encoder,
-    _require_index,
     backend_option,
+    cluster_backend,
     distractors_option,
     expand_paths,
+    fail,
+    handled_errors,
+    load_encoder_for,
+    require_index,
     run_output_option,
     significance_option,
 )
@@ -37,10 +37,10 @@ def _write_result(result: dict[str, Any], output: str, markdown: str) -> None:
 
 
 def _eval_target(backend: str, index_path: str | None, encoder: Any) -> Any:
-    _require_index(backend, index_path)
+    require_index(backend, index_path)
     if backend == "embedded":
         return index_path
-    es = _es_backend(index_path, backend)
+    es = cluster_backend(index_path, backend)
     es.setup(encoder.info)
     return es
 
@@ -112,7 +112,7 @@ def eval_beir(
     }
     pool = expand_paths(distractors, "--distractors")
     try:
-        enc = _load_encoder(encoder, index_path if backend == "embedded" else None)
+        enc = load_encoder_for(encoder, index_path if backend == "embedded" else None)
         plan = default_plan(**overrides)
         target = _eval_target(backend, index_path, enc)
         runs = [run_of[m] for m in modes] if modes else None
@@ -134,8 +134,8 @@ def eval_beir(
             significance=None if significance == "none" else significance,
         )
         result["config"]["backend"] = backend
-    except _errors() as exc:
-        raise _fail(exc) from exc
+    except handled_errors() as exc:
+        raise fail(exc) from exc
     md = beir_markdown(result)
     _write_result(result, output, md)
     click.echo(md, nl=False)
@@ -188,7 +188,7 @@ def eval_bioasq(
             f"expected comma-separated integers, got {windows!r}", param_hint="--windows"
         ) from None
     try:
-        enc = _load_encoder(encoder, index_path if backend == "embedded" else None)
+        enc = load_encoder_for(encoder, index_path if backend == "embedded" else None)
         target = _eval_target(backend, index_path, enc)
         result = evaluate_bioasq(
             list(files),
@@ -203,8 +203,8 @@ def eval_bioasq(
             significance=None if significance == "none" else significance,
         )
         result["config"]["backend"] = backend
-    except _errors() as exc:
-        raise _fail(exc) from exc
+    except handled_errors() as exc:
+        raise fail(exc) from exc
     md = bioasq_markdown(result)
     _write_result(result, output, md)
     click.echo(md, nl=False)

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from es_biomed.cli.support import EXIT_REJECTED, _errors, _fail, format_option
+from es_biomed.cli.support import EXIT_REJECTED, fail, format_option, handled_errors
 
 
 # --------------------------------------------------------------------------------------------------- ingest
@@ -93,8 +93,8 @@ def ingest_submit(
         target = Target(backend, index_path, encoder or DEFAULT_ENCODER)  # type: ignore[arg-type]
         app = _app()
         job = submit_job(app, corpus, target, fmt=fmt, batch_size=batch_size, job_id=job_id)  # type: ignore[arg-type]
-    except _errors() as exc:
-        raise _fail(exc) from exc
+    except handled_errors() as exc:
+        raise fail(exc) from exc
     if as_json and not wait:
         click.echo(json.dumps({"job": job.id, "batches": len(job.batches), "target": target.__dict__}))
     else:
@@ -149,8 +149,8 @@ def ingest_status(job_id: str | None, show_rejects: bool, wait: bool, as_json: b
         if show_rejects:
             for rec in DeadLetterStore(app.backend.client, job_id).records():
                 click.echo(json.dumps(rec, ensure_ascii=False))
-    except _errors() as exc:
-        raise _fail(exc) from exc
+    except handled_errors() as exc:
+        raise fail(exc) from exc
 
 
 @ingest_group.command(name="retry-failed")
@@ -161,8 +161,8 @@ def ingest_retry_failed(job_id: str) -> None:
 
     try:
         numbers = retry_failed(_app(), job_id)
-    except _errors() as exc:
-        raise _fail(exc) from exc
+    except handled_errors() as exc:
+        raise fail(exc) from exc
     click.echo(
         f"job {job_id}: resubmitted {len(numbers)} failed batches {numbers}"
         if numbers

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from es_biomed.cli.support import _emit, _errors, _fail
+from es_biomed.cli.support import emit, fail, handled_errors
 
 __all__ = ["check", "repair", "compact"]
 
@@ -31,7 +31,7 @@ def check(index_path: str, as_json: bool) -> None:
     )
     if not report.ok and not any(i.name == "opens" and not i.ok for i in report.invariants):
         lines.append(f"repair: es-biomed repair {index_path}")
-    _emit(report.to_dict(), as_json, "\n".join(lines))
+    emit(report.to_dict(), as_json, "\n".join(lines))
     if not report.ok:
         sys.exit(1)
 
@@ -45,8 +45,8 @@ def repair(index_path: str, as_json: bool) -> None:
 
     try:
         report = repair_index(index_path)
-    except _errors() as exc:
-        raise _fail(exc) from exc
+    except handled_errors() as exc:
+        raise fail(exc) from exc
     text = (
         f"repaired {index_path} in {report.seconds:.2f}s: {len(report.dropped)} documents dropped "
         f"(not provable), {report.bm25_deleted} BM25 documents deleted, {report.truncated_rows} vector rows truncated"
@@ -54,7 +54,7 @@ def repair(index_path: str, as_json: bool) -> None:
     if report.dropped:
         text += f"\nre-run `es-biomed index CORPUS --index {index_path}` to restore: {', '.join(report.dropped[:10])}"
         text += " ..." if len(report.dropped) > 10 else ""
-    _emit(report.to_dict(), as_json, text)
+    emit(report.to_dict(), as_json, text)
 
 
 @click.command()
@@ -66,11 +66,11 @@ def compact(index_path: str, as_json: bool) -> None:
 
     try:
         out = compact_index(index_path)
-    except _errors() as exc:
-        raise _fail(exc) from exc
+    except handled_errors() as exc:
+        raise fail(exc) from exc
     mib = out["reclaimed_bytes"] / 2**20
     text = (
         f"compacted {index_path}: {out['before']['rows']} -> {out['after']['rows']} vector rows, "
         f"{mib:.1f} MiB reclaimed in {out['seconds']:.2f}s"
     )
-    _emit(out, as_json, text)
+    emit(out, as_json, text)

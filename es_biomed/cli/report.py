@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from es_biomed.cli.support import _errors, _fail
+from es_biomed.cli.support import fail, handled_errors
 
 
 @click.command(name="report")
@@ -20,7 +20,7 @@ def report(config: str, output: str, no_progress: bool) -> None:
     try:
         cfg = load_report_config(config)
         data = build_report(cfg, output, show_progress=not no_progress)
-    except _errors() as exc:
-        raise _fail(exc) from exc
+    except handled_errors() as exc:
+        raise fail(exc) from exc
     n = len(data["beir"]) + len(data["bioasq"])
     click.echo(f"{output}/report.md: {n} evaluations, {len(data['plots'])} plots, in {data['seconds']} s")

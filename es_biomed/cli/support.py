@@ -15,11 +15,11 @@ CLUSTER_ENGINES = {"es": "elasticsearch", "opensearch": "opensearch"}
 MODES = ("bm25", "rerank", "dense", "hybrid", "hybrid_rerank", "rerank_ce")
 
 
-def _fail(exc: BaseException) -> click.ClickException:
+def fail(exc: BaseException) -> click.ClickException:
     return click.ClickException(str(exc))
 
 
-def _errors() -> tuple[type[BaseException], ...]:
+def handled_errors() -> tuple[type[BaseException], ...]:
     from es_biomed.errors import EsBiomedError
 
     errors: list[type[BaseException]] = [EsBiomedError, ValueError, OSError]
@@ -46,7 +46,7 @@ def _errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _load_encoder(name: str | None, index_path: str | None = None, queries: bool = False) -> Any:
+def load_encoder_for(name: str | None, index_path: str | None = None, queries: bool = False) -> Any:
     """The encoder named, or the one recorded in an existing embedded index, or the default; run on the fastest
     variant with the same identity: for ``queries`` the fp32 ONNX export where one is on disk (no torch import),
     for documents the bf16 (OpenVINO) or fp32 ONNX export, made on first use."""
@@ -58,21 +58,20 @@ def _load_encoder(name: str | None, index_path: str | None = None, queries: bool
     return load_query_encoder(name) if queries else load_document_encoder(name)
 
 
-def _es_backend(alias: str | None, backend: str = "es") -> Any:
+def cluster_backend(alias: str | None, backend: str = "es") -> Any:  # the CLI's name for connect_cluster
     """A cluster backend (``es`` or ``opensearch``) configured from the environment, after checking that the
     server answers and is that engine (credentials never printed)."""
-    from es_biomed.backends.cluster import ClusterBackend, ClusterConfig
+    from es_biomed.backends.cluster import connect_cluster
 
-    cfg = ClusterConfig.from_env(engine=CLUSTER_ENGINES.get(backend, backend), alias=alias)
-    return ClusterBackend.connect(cfg)
+    return connect_cluster(backend, alias)
 
 
-def _require_index(backend: str, index_path: str | None) -> None:
+def require_index(backend: str, index_path: str | None) -> None:
     if backend == "embedded" and not index_path:
         raise click.UsageError("--index PATH is required with the embedded backend")
 
 
-def _emit(obj: Any, as_json: bool, text: str) -> None:
+def emit(obj: Any, as_json: bool, text: str) -> None:
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False) if as_json else text)
 
 

@@ -29,8 +29,8 @@ from es_biomed.eval.metrics import average, per_query
 from es_biomed.eval.pool import add_distractors
 from es_biomed.eval.table9 import TABLE9_METRICS, score_table9, table9_plans
 from es_biomed.ingest.local import index_documents
-from es_biomed.query.cross_stage import search_with_cross_encoder
 from es_biomed.query.plan import SearchPlan
+from es_biomed.search import Searcher
 
 __all__ = [
     "SEED",
@@ -83,25 +83,15 @@ def run_modes(
     show_progress: bool = False,
     cross_encoder: Any = None,
 ) -> dict[str, Run]:
-    """One run per named plan; queries are encoded once.
+    """One run per named plan, through the :class:`~es_biomed.search.Searcher`; queries are encoded once (with
+    ``encoder``, the one that built the index).
 
     Args:
         cross_encoder: The scorer of ``rerank_ce`` plans on an embedded index
             (:class:`~es_biomed.encode.cross_encoder.CrossEncoderScorer`); a cluster runs its own inference endpoint.
     """
-    qids = list(ds.queries)
-    texts = [ds.queries[q] for q in qids]
-    vecs = encoder.encode_queries(texts, batch_size=64, show_progress=show_progress)
-    runs: dict[str, Run] = {}
-    for name, plan in plans.items():
-        run: Run = {}
-        local_ce = plan.mode == "rerank_ce" and isinstance(index, EmbeddedIndex)
-        for i, qid in enumerate(qids):
-            p = plan.replace(query=texts[i])
-            res = search_with_cross_encoder(index, p, vecs[i], cross_encoder) if local_ce else index.search(p, vecs[i])
-            run[qid] = {h.doc_id: h.score for h in res.hits}
-        runs[name] = run
-    return runs
+    searcher = Searcher(index, encoder, cross_encoder=cross_encoder)
+    return searcher.run_plans(ds.queries, plans, show_progress=show_progress)
 
 
 def _config(encoder: Encoder, plan: SearchPlan, ce: bool = False, **extra: Any) -> dict[str, Any]:

@@ -208,40 +208,26 @@ def read_windows(
 
 
 def _search_function(target: Any, encoder: Any) -> Any:
-    """``f(question, plan) -> SearchResults`` for a Searcher, an embedded index (or path) or a cluster backend."""
-    from es_biomed.backends.embedded.index import EmbeddedIndex
-    from es_biomed.search.searcher import Searcher
+    """``f(question, plan) -> SearchResults`` through the :class:`~es_biomed.search.Searcher` of ``target``: a
+    Searcher, an embedded index (or its path) or a cluster backend."""
+    from es_biomed.search import Searcher
 
-    if isinstance(target, (str, os.PathLike, EmbeddedIndex)):
+    engine_like = hasattr(target, "search") and hasattr(target, "check_encoder")
+    if not isinstance(target, Searcher) and (isinstance(target, (str, os.PathLike)) or engine_like):
+        if hasattr(target, "encoder_meta") and encoder is None and not target.encoder_meta().get("name"):
+            raise EsBiomedError(f"alias {target.alias!r} records no encoder; pass encoder=NAME")
         target = Searcher(target, encoder)
-    if isinstance(target, Searcher):
-        searcher = target
-        enc = searcher.encoder  # loaded now, not on the first (possibly concurrent) ask
-
-        def run(question: str, plan: Any) -> SearchResults:
-            vec = enc.encode_queries([question])[0] if plan.mode != "bm25" else None
-            return searcher.index.search(plan, vec, with_sources=True)
-
-        return run
-    if not hasattr(target, "search") or not hasattr(target, "encoder_meta"):
+    if not isinstance(target, Searcher):
         raise QaParameterError(
             "searcher_or_backend", f"expected a Searcher, an embedded index path or a cluster backend, got {target!r}"
         )
-    backend = target
-    if encoder is None or isinstance(encoder, str):
-        from es_biomed.encode.loading import load_query_encoder
+    searcher = target
+    searcher.encoder  # loaded now, not on the first (possibly concurrent) ask  # noqa: B018
 
-        name = encoder or backend.encoder_meta().get("name")
-        if not name:
-            raise EsBiomedError(f"alias {backend.alias!r} records no encoder; pass encoder=NAME")
-        encoder = load_query_encoder(name)
-    backend.check_encoder(encoder.info)
+    def run(question: str, plan: Any) -> SearchResults:
+        return searcher.run(plan.replace(query=question), with_sources=True)
 
-    def run_cluster(question: str, plan: Any) -> SearchResults:
-        vec = encoder.encode_queries([question])[0] if plan.mode != "bm25" else None
-        return backend.search(plan, vec, with_sources=True)  # type: ignore[no-any-return]
-
-    return run_cluster
+    return run
 
 
 def _question(question: Any) -> str:

@@ -1,4 +1,7 @@
-"""The cross-encoder stage of the ``rerank_ce`` mode: BM25, the cosine rescore, then a cross-encoder re-sorts the top.
+"""The arithmetic of the ``rerank_ce`` mode: BM25, the cosine rescore, then a cross-encoder re-sorts the top.
+
+The stage that runs it against an engine is :func:`es_biomed.search.stages.cross_encoder_stage`; this module only
+scores and orders.
 
 Pipeline: the ``rerank`` mode's ranking (BM25 top ``window_size``, cosine rescore, see
 :mod:`es_biomed.query.plan`) gives hits ``h_1 .. h_M`` with scores ``s_i``, best first. The cross-encoder scores
@@ -21,15 +24,12 @@ abstract), giving raw logits ``z_i``. Then (:func:`apply_cross_encoder`):
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
 from es_biomed.errors import PlanError
-from es_biomed.query.plan import SearchPlan
-from es_biomed.query.results import Hit, SearchResults
 
 __all__ = [
     "CrossScorer",
@@ -38,7 +38,6 @@ __all__ = [
     "document_text",
     "minmax_normalize",
     "rerank_score",
-    "search_with_cross_encoder",
 ]
 
 #: Elasticsearch's ``MinMaxScoreNormalizer.EPSILON``: below this spread every hit gets the minimum.
@@ -144,55 +143,3 @@ def document_text(source: Mapping[str, Any]) -> str:
     if title and abstract:
         return f"{title}. {abstract}"
     return title or abstract
-
-
-def search_with_cross_encoder(
-    index: Any,
-    plan: SearchPlan,
-    query_vector: np.ndarray | None,
-    scorer: CrossScorer | None,
-    with_sources: bool = False,
-    batch_size: int = 32,
-) -> SearchResults:
-    """Execute a ``rerank_ce`` plan: ``index`` runs the ``rerank`` mode, ``scorer`` re-sorts its top ``ce_window``.
-
-    Args:
-        index: An :class:`~es_biomed.backends.embedded.index.EmbeddedIndex` (anything with ``search(plan, vector)`` and
-            ``get(doc_ids)`` returning stored ``title`` / ``abstract``).
-        plan: A ``rerank_ce`` plan.
-        query_vector: The query embedding (the cosine rescore needs it).
-        scorer: The cross-encoder (``score(query, texts, batch_size=...)`` -> raw logits).
-        with_sources: Return the stored fields of the hits.
-        batch_size: Pairs per cross-encoder forward pass.
-
-    Returns:
-        :class:`SearchResults` whose ``parts`` add ``rescore`` (the ``rerank`` score) and ``cross_encoder`` (the raw
-        logit) to ``bm25`` / ``cosine`` for the hits the cross-encoder scored.
-
-    Raises:
-        PlanError: the plan is not ``rerank_ce``, or no cross-encoder was given (names ``cross_encoder``).
-    """
-    t0 = time.perf_counter()
-    if plan.mode != "rerank_ce":
-        raise PlanError(f"mode must be rerank_ce for the cross-encoder stage, got {plan.mode!r}")
-    if scorer is None:
-        raise PlanError(
-            "cross_encoder: mode rerank_ce needs a cross-encoder model; set cross_encoder (--cross-encoder)"
-        )
-    first = index.search(plan.replace(mode="rerank", k=max(plan.k, plan.ce_window)), query_vector)
-    window = first.hits[: plan.ce_window]
-    stored = index.get(h.doc_id for h in window) if window else {}
-    texts = [document_text(stored.get(h.doc_id, {})) for h in window]
-    logits = scorer.score(plan.query, texts, batch_size=batch_size) if texts else np.zeros(0, np.float32)
-    ranked = apply_cross_encoder([(h.doc_id, h.score) for h in first.hits], logits, plan.ce_window, plan.ce_weight)
-    hits = [Hit(d, s) for d, s in ranked[: plan.k]]
-    parts = {d: dict(p) for d, p in first.parts.items()}
-    for h, z in zip(window, np.asarray(logits).reshape(-1), strict=True):
-        parts.setdefault(h.doc_id, {}).update({"rescore": h.score, "cross_encoder": float(z)})
-    parts = {h.doc_id: parts.get(h.doc_id, {}) for h in hits}
-    sources: dict[str, dict[str, Any]] = {}
-    if with_sources:
-        missing = [h.doc_id for h in hits if h.doc_id not in stored]
-        fetched = {**stored, **(index.get(missing) if missing else {})}
-        sources = {h.doc_id: fetched[h.doc_id] for h in hits if h.doc_id in fetched}
-    return SearchResults(hits=hits, sources=sources, took_ms=(time.perf_counter() - t0) * 1000, parts=parts)

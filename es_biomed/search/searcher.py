@@ -1,71 +1,129 @@
-"""``Searcher``: an embedded index plus its encoder, with a pyserini-like API."""
+"""``Searcher``: the one front door for searching, over the embedded engine, Elasticsearch or OpenSearch.
+
+Every caller that searches (the CLI's ``search``, ``serve``, ``eval``, ``ask``, ``report`` and the benchmarks) goes
+through it, so the sequence "encode the query with the index's query encoder -> check the encoder identity -> run the
+plan (and the cross-encoder stage) -> results" exists once. Its defaults are the tuned preset the CLI uses
+(``es_biomed/query/presets.json``), so the library and ``es-biomed search`` rank alike.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol
 
-from es_biomed.backends.embedded.index import EmbeddedIndex
+from es_biomed.backends.cluster import connect_cluster
+from es_biomed.backends.embedded import EmbeddedIndex
 from es_biomed.corpus.types import Run
 from es_biomed.encode.base import Encoder
 from es_biomed.errors import PlanError
-from es_biomed.query.cross_stage import CrossScorer, search_with_cross_encoder
+from es_biomed.query.cross_stage import CrossScorer
 from es_biomed.query.plan import SearchPlan
+from es_biomed.query.presets import default_plan
 from es_biomed.query.results import SearchResults
+from es_biomed.search.stages import cross_encoder_stage
 
-__all__ = ["Searcher"]
+__all__ = ["Backend", "Engine", "Searcher"]
+
+Backend = Literal["embedded", "es", "opensearch"]
+
+
+class Engine(Protocol):
+    """What the searcher needs of an engine: the embedded index and the cluster backend both are one."""
+
+    def search(self, plan: SearchPlan, query_vector: Any = None, with_sources: bool = False) -> SearchResults: ...
+
+    def check_encoder(self, encoder: Any) -> None: ...
 
 
 class Searcher:
-    """Search an embedded index with BM25, BM25 + cosine rescore, dense kNN, hybrid RRF, or the rescore followed by
-    a cross-encoder (``rerank_ce``).
+    """Search one index: BM25, BM25 + cosine rescore, dense kNN, hybrid RRF, or the rescore followed by a
+    cross-encoder (``rerank_ce``), on whichever engine holds it.
 
     Args:
-        index: An :class:`EmbeddedIndex` or its path.
-        encoder: Encoder instance, name or path. ``None`` loads the encoder recorded in the index; any other
-            encoder must match it (else :class:`~es_biomed.errors.EncoderMismatchError`).
-        plan: Defaults for every search (fields, window, weights, mode...); overridden per call.
-        cross_encoder: The ``rerank_ce`` cross-encoder when the plan names none: a scorer instance
-            (:class:`~es_biomed.encode.cross_encoder.CrossEncoderScorer`), a registered name or a directory. Named
-            cross-encoders are loaded on first use, once each.
+        index: An :class:`~es_biomed.backends.embedded.EmbeddedIndex` or its directory, a
+            :class:`~es_biomed.backends.cluster.ClusterBackend` (any :class:`Engine`), or (with ``backend="es"`` /
+            ``"opensearch"``) the
+            alias of a cluster index, connected from the environment (``ES_URL`` / ``OPENSEARCH_URL``...).
+        encoder: Query encoder instance, name or path. ``None`` loads the encoder the index records (the embedded
+            index's configuration, the cluster mapping's ``_meta``) on its fastest same-identity query variant;
+            any other encoder must match it (else :class:`~es_biomed.errors.EncoderMismatchError`).
+        plan: Defaults for every search; ``None`` is the tuned preset (:func:`~es_biomed.query.presets.default_plan`).
+            Each call overrides fields of it.
+        cross_encoder: The ``rerank_ce`` cross-encoder when the plan names none: a scorer instance, a registered
+            name or a directory (loaded on first use, once each). On Elasticsearch the cluster runs its own.
+        backend: ``"embedded"`` (default), ``"es"`` or ``"opensearch"``: how to read a string ``index``.
 
     Example:
         >>> s = Searcher("indexes/scifact-sample")  # built by `make demo`               # doctest: +SKIP
-        >>> [(h.doc_id, round(h.score, 3)) for h in s.search("BRCA1 breast cancer", k=2, mode="bm25").hits]  # doctest: +SKIP
-        [('5864770', 9.012), ('23557241', 8.849)]
+        >>> [h.doc_id for h in s.search("Ribosomopathies have a low degree of cell and tissue specific pathology.",
+        ...                             k=3).hits]                                           # doctest: +SKIP
+        ['12486491', ...]
     """
 
     def __init__(
         self,
-        index: EmbeddedIndex | str | os.PathLike[str],
+        index: Engine | str | os.PathLike[str],
         encoder: Encoder | str | None = None,
         plan: SearchPlan | None = None,
         cross_encoder: CrossScorer | str | None = None,
+        backend: Backend = "embedded",
     ) -> None:
-        self.index = index if isinstance(index, EmbeddedIndex) else EmbeddedIndex(index)
+        self.engine: Any
+        if not isinstance(index, (str, os.PathLike)):
+            if not (hasattr(index, "search") and hasattr(index, "check_encoder")):
+                raise TypeError(f"index: expected an index path, an alias or an engine, got {index!r}")
+            self.engine = index
+        elif backend == "embedded":
+            self.engine = EmbeddedIndex(index)
+        else:
+            self.engine = connect_cluster(backend, str(index))
         self._encoder_arg = encoder
         self._encoder: Encoder | None = encoder if isinstance(encoder, Encoder) else None
         if self._encoder is not None:
-            self.index.check_encoder(self._encoder.info)
-        self.plan = plan or SearchPlan("")
+            self.engine.check_encoder(self._encoder.info)
+        self.plan = plan or default_plan()
         self._cross_encoder_arg = cross_encoder
         self._cross_encoders: dict[str, CrossScorer] = {}
         if cross_encoder is not None and not isinstance(cross_encoder, str):
             self._cross_encoders[cross_encoder.name] = cross_encoder
 
+    # ------------------------------------------------------------------ what it searches
+    @property
+    def index(self) -> Any:
+        """The engine searched (an embedded index or a cluster backend)."""
+        return self.engine
+
+    @property
+    def is_embedded(self) -> bool:
+        return isinstance(self.engine, EmbeddedIndex)
+
+    def recorded_encoder(self) -> dict[str, Any]:
+        """The encoder identity the index records (``name``, ``dims``, ``fingerprint``...)."""
+        if hasattr(self.engine, "encoder_info"):
+            return dict(self.engine.encoder_info)
+        return dict(self.engine.encoder_meta())
+
     @property
     def encoder(self) -> Encoder:
-        """The query encoder, loaded on first use (BM25-only searches never load it)."""
+        """The query encoder, loaded on first use (BM25-only searches never load it) and checked against the index."""
         if self._encoder is None:
-            from es_biomed.encode.loading import load_query_encoder
+            from es_biomed.encode.loading import DEFAULT_ENCODER, load_query_encoder
 
-            enc = load_query_encoder(
-                self._encoder_arg if isinstance(self._encoder_arg, str) else self.index.encoder_info["name"]
-            )
-            self.index.check_encoder(enc.info)
+            name = self._encoder_arg if isinstance(self._encoder_arg, str) else self.recorded_encoder().get("name")
+            enc = load_query_encoder(name or DEFAULT_ENCODER)
+            self.engine.check_encoder(enc.info)
             self._encoder = enc
         return self._encoder
+
+    def refresh(self) -> bool:
+        """Pick up the embedded index's last commit (at most once a second); a cluster refreshes by itself."""
+        return self.engine.refresh() if isinstance(self.engine, EmbeddedIndex) else False
+
+    # ------------------------------------------------------------------ plans
+    def plan_for(self, query: str, **overrides: Any) -> SearchPlan:
+        """The searcher's plan for ``query`` with :class:`SearchPlan` fields overridden."""
+        return self.plan.replace(query=query, **overrides)
 
     def cross_encoder_for(self, plan: SearchPlan) -> CrossScorer:
         """The cross-encoder of a ``rerank_ce`` plan (``plan.cross_encoder``, else the searcher's), loaded once.
@@ -89,23 +147,33 @@ class Searcher:
             self._cross_encoders[name] = self._cross_encoders[scorer.name] = scorer
         return self._cross_encoders[name]
 
+    def _local_cross_encoder(self, plan: SearchPlan) -> bool:
+        """Whether this searcher runs the ``rerank_ce`` stage itself (a cluster runs its own reranker)."""
+        return plan.mode == "rerank_ce" and self.is_embedded
+
+    # ------------------------------------------------------------------ searching
+    def encode(self, queries: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> Any:
+        """Query vectors from the searcher's query encoder."""
+        return self.encoder.encode_queries(list(queries), batch_size=batch_size, show_progress=show_progress)
+
     def execute(self, plan: SearchPlan, query_vector: Any = None, with_sources: bool = False) -> SearchResults:
         """Run a complete plan with an already encoded query (``rerank_ce`` adds the cross-encoder stage)."""
-        if plan.mode == "rerank_ce":
-            scorer = self.cross_encoder_for(plan)
-            return search_with_cross_encoder(self.index, plan, query_vector, scorer, with_sources=with_sources)
-        return self.index.search(plan, query_vector, with_sources=with_sources)
+        if self._local_cross_encoder(plan):
+            return cross_encoder_stage(
+                self.engine, plan, query_vector, self.cross_encoder_for(plan), with_sources=with_sources
+            )
+        return self.engine.search(plan, query_vector, with_sources=with_sources)
 
-    def _plan(self, query: str, overrides: dict[str, Any]) -> SearchPlan:
-        return self.plan.replace(query=query, **overrides)
+    def run(self, plan: SearchPlan, with_sources: bool = True) -> SearchResults:
+        """Encode ``plan.query`` (unless the plan is BM25 only) and run the plan."""
+        if self._local_cross_encoder(plan):
+            self.cross_encoder_for(plan)  # a missing or broken cross-encoder fails before the query is encoded
+        qvec = self.encoder.encode_queries([plan.query])[0] if plan.mode != "bm25" else None
+        return self.execute(plan, qvec, with_sources=with_sources)
 
     def search(self, query: str, k: int = 10, with_sources: bool = True, **overrides: Any) -> SearchResults:
         """Search one query; ``overrides`` are :class:`SearchPlan` fields (``mode``, ``window_size``...)."""
-        plan = self._plan(query, {"k": k, **overrides})
-        if plan.mode == "rerank_ce":
-            self.cross_encoder_for(plan)  # a missing or broken cross-encoder fails before the query is encoded
-        qvec = self.encoder.encode_queries([query])[0] if plan.mode != "bm25" else None
-        return self.execute(plan, qvec, with_sources=with_sources)
+        return self.run(self.plan_for(query, k=k, **overrides), with_sources=with_sources)
 
     def batch_search(
         self, queries: Sequence[str], qids: Sequence[str], k: int = 10, batch_size: int = 64, **overrides: Any
@@ -113,12 +181,35 @@ class Searcher:
         """Search many queries (encoded in batches); returns a run ``{qid: {doc_id: score}}``."""
         if len(queries) != len(qids):
             raise ValueError(f"{len(queries)} queries but {len(qids)} qids")
-        probe = self._plan("", {"k": k, **overrides})
-        if probe.mode == "rerank_ce":
-            self.cross_encoder_for(probe)
-        vecs = self.encoder.encode_queries(list(queries), batch_size=batch_size) if probe.mode != "bm25" else None
-        run: Run = {}
-        for i, (qid, text) in enumerate(zip(qids, queries, strict=True)):
-            res = self.execute(probe.replace(query=text), None if vecs is None else vecs[i])
-            run[qid] = {h.doc_id: h.score for h in res.hits}
-        return run
+        return self.run_plans(dict(zip(qids, queries, strict=True)), {"run": self.plan_for("", k=k, **overrides)},
+                              batch_size=batch_size)["run"]  # fmt: skip
+
+    def run_plans(
+        self,
+        queries: Mapping[str, str],
+        plans: Mapping[str, SearchPlan],
+        batch_size: int = 64,
+        show_progress: bool = False,
+    ) -> dict[str, Run]:
+        """One run per named plan over ``{qid: text}``; the queries are encoded once, and only when a plan needs it.
+
+        What the evaluation protocols call: ``{plan name: {qid: {doc_id: score}}}``.
+        """
+        qids = list(queries)
+        texts = [queries[q] for q in qids]
+        for plan in plans.values():
+            if self._local_cross_encoder(plan):
+                self.cross_encoder_for(plan)
+        vecs = (
+            self.encode(texts, batch_size=batch_size, show_progress=show_progress)
+            if any(p.mode != "bm25" for p in plans.values())
+            else None
+        )
+        runs: dict[str, Run] = {}
+        for name, plan in plans.items():
+            run: Run = {}
+            for i, qid in enumerate(qids):
+                res = self.execute(plan.replace(query=texts[i]), None if vecs is None else vecs[i])
+                run[qid] = {h.doc_id: h.score for h in res.hits}
+            runs[name] = run
+        return runs

@@ -82,7 +82,7 @@ class ServeState:
         """Pick up the index's last commit (checked at most once a second), as Elasticsearch's refresh does. A
         store that turned unreadable leaves the last good view serving; ``/health`` says why."""
         try:
-            self.searcher.index.refresh()
+            self.searcher.refresh()
             self.index_error = None
         except EsBiomedError as exc:
             if self.index_error != str(exc):
@@ -95,8 +95,7 @@ class ServeState:
         t0 = time.perf_counter()
         # concurrent encodes are faster in total than taking turns (measured with 4 and 16 clients on 2 cores:
         # 45 vs 30 QPS), as one's tokenization and Python overlap another's ONNX Runtime compute
-        vec = self.searcher.encoder.encode_queries([plan.query])[0] if plan.mode != "bm25" else None
-        results = self.searcher.index.search(plan, vec, with_sources=True)
+        results = self.searcher.run(plan, with_sources=True)
         f = plan.filters
         hits = hits_to_json(results, plan, self.highlighter)
         _check_finite(hits, plan)

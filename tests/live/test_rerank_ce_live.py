@@ -24,7 +24,8 @@ from es_biomed.corpus import Document
 from es_biomed.errors import PlanError
 from es_biomed.query import SearchPlan
 from es_biomed.query.analysis import AnalyzerConfig
-from es_biomed.query.cross_stage import document_text, search_with_cross_encoder
+from es_biomed.query.cross_stage import document_text
+from es_biomed.search.stages import cross_encoder_stage
 from es_biomed.query.es_compile import compile_search, rerank_endpoint_request
 from tests.conftest import KeywordEncoder
 from tests.live.conftest import NOT_ON_CENTRAL, WHY_MISSING
@@ -175,7 +176,7 @@ def test_text_similarity_reranker_equals_the_embedded_stage(
         got = [(h["_id"], h["_score"]) for h in resp["hits"]["hits"]]
 
         idx = _embedded(tmp_path, encoder, text_analyzer)
-        want = search_with_cross_encoder(idx, plan, vec, load_cross_encoder(model_dir)).hits
+        want = cross_encoder_stage(idx, plan, vec, load_cross_encoder(model_dir)).hits
         assert [d for d, _ in got] == [h.doc_id for h in want], (got, want)
         assert [s for _, s in got] == pytest.approx([h.score for h in want], rel=1e-3)
     finally:

@@ -15,13 +15,8 @@ from es_biomed.backends import EmbeddedIndex
 from es_biomed.corpus import Document
 from es_biomed.errors import EsBiomedError, PlanError
 from es_biomed.query import SearchPlan
-from es_biomed.query.cross_stage import (
-    apply_cross_encoder,
-    document_text,
-    minmax_normalize,
-    rerank_score,
-    search_with_cross_encoder,
-)
+from es_biomed.query.cross_stage import apply_cross_encoder, document_text, minmax_normalize, rerank_score
+from es_biomed.search.stages import cross_encoder_stage
 from es_biomed.search.searcher import Searcher
 
 E = math.exp(-1.0)  # rerank_score(-1) = 0 + min(e^-1, 1)
@@ -178,7 +173,7 @@ def test_search_with_cross_encoder_exact_ranking(index, toy_encoder):
     # rerank (tests/unit/test_embedded.py, total): d2 7.82358, d1 6.65859, d3 5.39731; the window is d2, d1:
     # d2 (no fever, no stroke) -> -1 -> e^-1; d1 (fever) -> 1 -> 2.0; d3 below the window scores e^-1 - 1
     scorer = ToyScorer()
-    res = search_with_cross_encoder(index, plan, qvec, scorer, with_sources=True)
+    res = cross_encoder_stage(index, plan, qvec, scorer, with_sources=True)
     assert [(h.doc_id, round(h.score, 5)) for h in res.hits] == [
         ("d1", 2.0),
         ("d2", round(E, 5)),
@@ -193,14 +188,14 @@ def test_search_with_cross_encoder_exact_ranking(index, toy_encoder):
     assert "cross_encoder" not in res.parts["d3"] and res.parts["d3"]["bm25"] == pytest.approx(0.39731, abs=1e-5)
     assert set(res.sources) == {"d1", "d2", "d3"} and res.sources["d1"]["title"] == "Aspirin"
     # the whole window: d3 (stroke) 3.0 first
-    res = search_with_cross_encoder(index, plan.replace(ce_window=3), qvec, scorer)
+    res = cross_encoder_stage(index, plan.replace(ce_window=3), qvec, scorer)
     assert [h.doc_id for h in res.hits] == ["d3", "d1", "d2"] and res.sources == {}
 
 
 def test_k_below_the_window_still_scores_the_whole_window(index, toy_encoder):
     qvec = toy_encoder.encode_queries(["heart fever"])[0]
     plan = SearchPlan("aspirin", mode="rerank_ce", window_size=10, rescore_query_weight=5.0, ce_window=3, k=1)
-    assert [h.doc_id for h in search_with_cross_encoder(index, plan, qvec, ToyScorer()).hits] == ["d3"]
+    assert [h.doc_id for h in cross_encoder_stage(index, plan, qvec, ToyScorer()).hits] == ["d3"]
 
 
 def test_searcher_runs_rerank_ce_and_batch_search_agrees(index, toy_encoder):
@@ -216,7 +211,7 @@ def test_a_rerank_ce_search_without_a_cross_encoder_names_the_parameter(index, t
     with pytest.raises(PlanError, match=re.escape("cross_encoder: mode rerank_ce needs a cross-encoder model")):
         Searcher(index, toy_encoder).search("aspirin", mode="rerank_ce")
     with pytest.raises(PlanError, match=re.escape("cross_encoder: mode rerank_ce needs a cross-encoder model")):
-        search_with_cross_encoder(index, SearchPlan("aspirin", mode="rerank_ce"), None, None)
+        cross_encoder_stage(index, SearchPlan("aspirin", mode="rerank_ce"), None, None)
     with pytest.raises(PlanError, match=re.escape("mode 'rerank_ce' needs a cross-encoder: search through Searcher")):
         index.search(SearchPlan("aspirin", mode="rerank_ce"), toy_encoder.encode_queries(["aspirin"])[0])
 

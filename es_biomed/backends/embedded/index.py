@@ -462,8 +462,8 @@ class EmbeddedIndex:
         t0 = time.perf_counter()
         if plan.mode == "rerank_ce":  # the index holds no cross-encoder
             raise PlanError(
-                "mode 'rerank_ce' needs a cross-encoder: search through Searcher, or "
-                "es_biomed.query.cross_stage.search_with_cross_encoder"
+                "mode 'rerank_ce' needs a cross-encoder: search through Searcher (es_biomed.Searcher runs the "
+                "cross-encoder stage, es_biomed.search.stages.cross_encoder_stage)"
             )
         if plan.mode != "bm25" and query_vector is None:
             raise PlanError(f"mode {plan.mode!r} needs a query vector")
