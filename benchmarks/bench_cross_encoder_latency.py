@@ -15,8 +15,8 @@ from eval_retrieval import _slug, fast_encoder
 from es_biomed.backends.embedded.index import EmbeddedIndex
 from es_biomed.corpus.readers import load_beir
 from es_biomed.encode.cross_encoder import load_cross_encoder
-from es_biomed.search.stages import cross_encoder_stage
 from es_biomed.query.presets import default_plan
+from es_biomed.search.stages import cross_encoder_stage
 from es_biomed.train.data.sources import scifact_split
 
 enc = fast_encoder("all-MiniLM-L6-v2")

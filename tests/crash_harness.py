@@ -242,7 +242,7 @@ def run(
 
 
 def _check_vectors(idx: Any, reference: dict[str, np.ndarray]) -> None:
-    v = idx._view
+    v = idx.view_of_commit()
     for i, doc_id in enumerate(v.docs.ids):
         start, count = int(v.docs.row_start[i]), int(v.docs.row_count[i])
         got = np.asarray(v.vectors[start : start + count])

@@ -31,8 +31,8 @@ from es_biomed.encode.cross_encoder import load_cross_encoder
 from es_biomed.eval.metrics import evaluate
 from es_biomed.eval.protocols import ensure_index
 from es_biomed.query.cross_stage import apply_cross_encoder, document_text
-from es_biomed.search.stages import cross_encoder_stage
 from es_biomed.query.presets import default_plan
+from es_biomed.search.stages import cross_encoder_stage
 from es_biomed.train.data.sources import scifact_split
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -78,7 +78,8 @@ def index(
 ) -> None:
     """Index CORPUS (BEIR dir, BREATHE JSONL, CORD-19 metadata.csv, BioASQ SQuAD JSON)."""
     require_index(backend, index_path)
-    from es_biomed.corpus.readers import RejectSink, iter_documents
+    from es_biomed.corpus.readers import iter_documents
+    from es_biomed.corpus.records import RejectSink
 
     try:
         enc = load_encoder_for(encoder, None)

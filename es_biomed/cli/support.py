@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from es_biomed.corpus.readers import CORPUS_FORMATS
+from es_biomed.corpus.formats import CORPUS_FORMATS
 
 EXIT_REJECTED = 3
 BACKENDS = ("embedded", "es", "opensearch")

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Collection, Iterable, Mapping
 
-from es_biomed.corpus.readers import read_json_file
+from es_biomed.corpus.records import read_json_file
 from es_biomed.corpus.types import Document, RetrievalSet, SourceRef
 from es_biomed.errors import RecordError
 

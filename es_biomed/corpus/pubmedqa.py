@@ -11,7 +11,7 @@ import ast
 import os
 from typing import Any
 
-from es_biomed.corpus.readers import read_json_file
+from es_biomed.corpus.records import read_json_file
 from es_biomed.corpus.types import Document, RetrievalSet, SourceRef
 from es_biomed.errors import RecordError
 

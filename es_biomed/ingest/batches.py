@@ -19,14 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from es_biomed.corpus.readers import (
-    LINE_FORMATS,
-    CorpusFormat,
-    OnError,
-    Span,
-    detect_format,
-    iter_documents,
-)
+from es_biomed.corpus.formats import LINE_FORMATS, CorpusFormat, detect_format
+from es_biomed.corpus.readers import iter_documents
+from es_biomed.corpus.records import OnError, Span
 from es_biomed.corpus.types import Document
 
 __all__ = ["BatchRef", "plan_batches", "read_batch"]

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from es_biomed.corpus.readers import CorpusFormat
+from es_biomed.corpus.formats import CorpusFormat
 from es_biomed.errors import EsBiomedError, RecordError
 from es_biomed.ingest.batches import BatchRef, plan_batches
 from es_biomed.ingest.queue import QUEUE, WRITE_QUEUE
@@ -171,7 +171,7 @@ def submit_job(
         FileNotFoundError: the corpus does not exist.
         ValueError: ``job_id`` exists already, or bad parameters.
     """
-    from es_biomed.corpus.readers import detect_format
+    from es_biomed.corpus.formats import detect_format
 
     path = Path(corpus).resolve()
     if not path.exists():

@@ -10,8 +10,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from es_biomed.backends.embedded.index import EmbeddedIndex
+from es_biomed.corpus.formats import CorpusFormat
 from es_biomed.corpus.passages import PassageConfig
-from es_biomed.corpus.readers import CorpusFormat, OnError, RejectSink, iter_documents
+from es_biomed.corpus.readers import iter_documents
+from es_biomed.corpus.records import OnError, RejectSink
 from es_biomed.corpus.types import Document
 from es_biomed.encode.base import Encoder
 

@@ -25,8 +25,8 @@ from es_biomed.errors import PlanError
 from es_biomed.query import SearchPlan
 from es_biomed.query.analysis import AnalyzerConfig
 from es_biomed.query.cross_stage import document_text
-from es_biomed.search.stages import cross_encoder_stage
 from es_biomed.query.es_compile import compile_search, rerank_endpoint_request
+from es_biomed.search.stages import cross_encoder_stage
 from tests.conftest import KeywordEncoder
 from tests.live.conftest import NOT_ON_CENTRAL, WHY_MISSING
 

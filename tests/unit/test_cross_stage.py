@@ -16,8 +16,8 @@ from es_biomed.corpus import Document
 from es_biomed.errors import EsBiomedError, PlanError
 from es_biomed.query import SearchPlan
 from es_biomed.query.cross_stage import apply_cross_encoder, document_text, minmax_normalize, rerank_score
-from es_biomed.search.stages import cross_encoder_stage
 from es_biomed.search.searcher import Searcher
+from es_biomed.search.stages import cross_encoder_stage
 
 E = math.exp(-1.0)  # rerank_score(-1) = 0 + min(e^-1, 1)
 

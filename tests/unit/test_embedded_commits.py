@@ -230,13 +230,13 @@ def test_compaction_reclaims_dead_rows_while_a_reader_keeps_working(empty, enc):
     reader = EmbeddedIndex(empty)
     q = enc.encode_queries(["statin heart"])[0]
     before = reader.search(SearchPlan("statin", k=10), q).hits
-    assert reader._view.dead_rows.tolist() == [0, 1, 2, 3, 4, 5]
+    assert reader.view_of_commit().dead_rows.tolist() == [0, 1, 2, 3, 4, 5]
     out = compact_index(empty)
     assert out["before"]["rows"] == 16 and out["after"]["rows"] == 10
     assert out["reclaimed_bytes"] == 6 * enc.dims * 4 and not (empty / "vectors.f32").exists()
     assert reader.search(SearchPlan("statin", k=10), q).hits == before  # its mapped file is still readable
     assert reader.refresh(min_interval=0)
-    assert reader.search(SearchPlan("statin", k=10), q).hits == before and not len(reader._view.dead_rows)
+    assert reader.search(SearchPlan("statin", k=10), q).hits == before and not len(reader.view_of_commit().dead_rows)
     assert reader.knn(q, 3) == EmbeddedIndex(empty).knn(q, 3)
     assert check_index(empty).ok
 
@@ -298,5 +298,5 @@ def test_unchanged_vectors_survive_a_reopen(empty, enc):
         w.add(_docs(0, 5), enc)
     idx = EmbeddedIndex(empty)
     want = enc.encode_documents([_doc(3).text])[0]
-    got = np.asarray(idx._view.vectors[idx._view.docs.row_start[idx._view.ord["d3"]]])
+    got = np.asarray(idx.view_of_commit().vectors[idx.view_of_commit().docs.row_start[idx.view_of_commit().ord["d3"]]])
     assert np.allclose(got, want, atol=1e-6)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from es_biomed.backends.embedded.index import EmbeddedIndex
-from es_biomed.corpus.readers import RejectSink, Span
+from es_biomed.corpus.records import RejectSink, Span
 from es_biomed.ingest.batches import BatchRef, plan_batches, read_batch
 from es_biomed.ingest.jobs import Target, _batch_state
 from es_biomed.ingest.queue import celery_settings

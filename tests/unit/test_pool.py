@@ -9,8 +9,9 @@ import re
 import pytest
 
 from es_biomed.corpus.bioasq import context_id, load_bioasq, load_bioasq_golden
+from es_biomed.corpus.formats import detect_format
 from es_biomed.corpus.pubmedqa import load_pubmedqa
-from es_biomed.corpus.readers import detect_format, iter_documents
+from es_biomed.corpus.readers import iter_documents
 from es_biomed.errors import RecordError
 from es_biomed.eval.pool import add_distractors
 

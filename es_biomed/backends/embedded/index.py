@@ -18,12 +18,13 @@ import os
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from es_biomed.backends.embedded.config import META_FILE, SCHEMA_VERSION, IndexConfig
 from es_biomed.backends.embedded.store import (
     DOCS_FILE,
     LEGACY_VECTOR_FILE,
@@ -49,47 +50,11 @@ from es_biomed.query.analysis import ANALYZER_NAME, AnalyzerConfig, build_analyz
 from es_biomed.query.plan import Filters, SearchPlan, apply_rescore, reciprocal_rank_fusion
 from es_biomed.query.results import Hit, SearchResults
 
-__all__ = ["EmbeddedIndex", "IndexConfig", "IndexWriter", "SCHEMA_VERSION"]
+__all__ = ["EmbeddedIndex", "IndexConfig", "IndexWriter", "META_FILE", "SCHEMA_VERSION"]
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-META_FILE = "es_biomed.json"
 _TEXT_FIELDS = ("title", "abstract", "body")
-
-
-@dataclass(frozen=True)
-class IndexConfig:
-    """Settings saved next to the index and merged back on open."""
-
-    encoder: dict[str, Any]
-    passages: PassageConfig = field(default_factory=PassageConfig)
-    analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
-    version: int = SCHEMA_VERSION
-
-    @property
-    def dims(self) -> int:
-        return int(self.encoder["dims"])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "encoder": self.encoder,
-            "passages": asdict(self.passages),
-            "analyzer": self.analyzer.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> IndexConfig:
-        if d.get("version") != SCHEMA_VERSION:
-            raise EsBiomedError(
-                f"index schema version {d.get('version')} is not supported (expected {SCHEMA_VERSION}); rebuild the index"
-            )
-        return cls(
-            encoder=d["encoder"],
-            passages=PassageConfig(**d["passages"]),
-            analyzer=AnalyzerConfig.from_dict(d["analyzer"]),
-        )
 
 
 @dataclass(frozen=True)
@@ -285,6 +250,15 @@ class EmbeddedIndex:
         ``policy``: ``commit_every`` (documents), ``commit_interval`` (seconds), ``auto_compact`` (see
         :class:`~es_biomed.backends.embedded.writer.IndexWriter`)."""
         return IndexWriter(self, heap_size=heap_size, **policy)
+
+    @property
+    def tantivy_index(self) -> Any:
+        """The tantivy index (BM25 store), for the writer and the maintenance tools of this package."""
+        return self._index
+
+    def view_of_commit(self) -> _View:
+        """The committed state this reader searches (documents, vectors, dead rows, BM25 searcher)."""
+        return self._view
 
     @property
     def commit_seq(self) -> int:

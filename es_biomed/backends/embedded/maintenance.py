@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from es_biomed.backends.embedded.index import META_FILE, EmbeddedIndex
+from es_biomed.backends.embedded.config import META_FILE
+from es_biomed.backends.embedded.index import EmbeddedIndex
 from es_biomed.backends.embedded.store import (
     DOCS_FILE,
     connect,
@@ -81,7 +82,7 @@ def check_index(path: str | os.PathLike[str]) -> CheckReport:
     report.add("opens", True, f"{META_FILE}, {DOCS_FILE}, tantivy/ and the vector file open")
     if idx.recovery is not None:
         report.recovery = idx.recovery.to_dict()
-    view = idx._view
+    view = idx.view_of_commit()
     docs = view.docs
     report.documents, report.vector_rows, report.dead_rows = len(docs.ids), docs.vector_rows, docs.dead_rows
     dims = idx.config.dims
@@ -112,7 +113,7 @@ def check_index(path: str | os.PathLike[str]) -> CheckReport:
         f"{overlaps} overlapping row ranges; last row used {int(ends.max()) if len(ends) else 0}",
     )
     dup_ids = len(docs.ids) - len(set(docs.ids))
-    bm25_ids = tantivy_ids(idx._index)
+    bm25_ids = tantivy_ids(idx.tantivy_index)
     counts = Counter(bm25_ids)
     twice = sorted(d for d, c in counts.items() if c > 1)
     report.add("no id twice", not twice and not dup_ids, f"{len(twice)} ids twice in BM25 {twice[:5]}")
@@ -171,7 +172,7 @@ def repair_index(path: str | os.PathLike[str]) -> RepairReport:
 
     import tantivy
 
-    from es_biomed.backends.embedded.index import IndexConfig
+    from es_biomed.backends.embedded.config import IndexConfig
     from es_biomed.query.analysis import ANALYZER_NAME, build_analyzer
 
     t0 = time.perf_counter()

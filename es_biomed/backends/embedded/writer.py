@@ -16,10 +16,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from es_biomed.backends.embedded.config import IndexConfig
 from es_biomed.backends.embedded.store import (
     DocSnapshot,
     compact_vectors,
@@ -34,10 +35,22 @@ from es_biomed.corpus.types import Document
 from es_biomed.encode.base import Encoder
 from es_biomed.errors import EncoderMismatchError, IndexLockedError
 
-if TYPE_CHECKING:
-    from es_biomed.backends.embedded.index import EmbeddedIndex, IndexConfig
 
-__all__ = ["IndexWriter", "RecoveryReport", "recover", "write_lock", "content_hash", "tantivy_ids"]
+class WritableIndex(Protocol):
+    """What the writer needs of the index it writes (:class:`~es_biomed.backends.embedded.WritableIndex`)."""
+
+    path: Path
+    config: IndexConfig
+
+    @property
+    def tantivy_index(self) -> Any: ...
+
+    def check_encoder(self, encoder: Any) -> None: ...
+
+    def reload(self) -> None: ...
+
+
+__all__ = ["IndexWriter", "RecoveryReport", "WritableIndex", "recover", "write_lock", "content_hash", "tantivy_ids"]
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +123,7 @@ def tantivy_ids(index: Any) -> list[str]:
     return [searcher.doc(addr)["id"][0] for _, addr in result.hits]
 
 
-def recover(index: EmbeddedIndex, con: sqlite3.Connection, tw: Any) -> RecoveryReport:
+def recover(index: WritableIndex, con: sqlite3.Connection, tw: Any) -> RecoveryReport:
     """Reconcile the three stores with the last commit point (the caller holds ``write.lock``).
 
     Runs the checks of :func:`read_snapshot` first: a mismatch raises
@@ -141,7 +154,7 @@ def recover(index: EmbeddedIndex, con: sqlite3.Connection, tw: Any) -> RecoveryR
     n_bm25 = _num_docs(index)
     if n_bm25 != len(snap.ids):
         known = set(snap.ids)
-        orphans = sorted({d for d in tantivy_ids(index._index) if d not in known})
+        orphans = sorted({d for d in tantivy_ids(index.tantivy_index) if d not in known})
         for doc_id in orphans:
             tw.delete_documents_by_term("id", doc_id)
         if orphans:
@@ -153,14 +166,15 @@ def recover(index: EmbeddedIndex, con: sqlite3.Connection, tw: Any) -> RecoveryR
     return report
 
 
-def _num_docs(index: EmbeddedIndex) -> int:
-    index._index.reload()
-    return int(index._index.searcher().num_docs)
+def _num_docs(index: WritableIndex) -> int:
+    index.tantivy_index.reload()
+    return int(index.tantivy_index.searcher().num_docs)
 
 
-def _replay_translog(index: EmbeddedIndex, con: sqlite3.Connection, tw: Any) -> int:
+def _replay_translog(index: WritableIndex, con: sqlite3.Connection, tw: Any) -> int:
     """Apply the committed BM25 operations tantivy may lack (idempotent), commit tantivy, empty the translog."""
-    T = index._tantivy
+    import tantivy as T
+
     ops = con.execute("SELECT seq, doc_id, op, fields FROM translog ORDER BY rowid").fetchall()
     for _, doc_id, op, fields in ops:
         tw.delete_documents_by_term("id", doc_id)
@@ -193,7 +207,7 @@ class IndexWriter:
 
     def __init__(
         self,
-        index: EmbeddedIndex,
+        index: WritableIndex,
         heap_size: int = 128_000_000,
         commit_every: int | None = None,
         commit_interval: float | None = None,
@@ -215,7 +229,7 @@ class IndexWriter:
         self._vec: Any = None
         try:
             try:
-                self._tw = index._index.writer(heap_size=heap_size, num_threads=1)
+                self._tw = index.tantivy_index.writer(heap_size=heap_size, num_threads=1)
             except ValueError as exc:
                 raise IndexLockedError(f"index {self.path}: tantivy writer lock is held: {exc}") from None
             self._con = connect(self.path, write=True)
@@ -282,7 +296,8 @@ class IndexWriter:
                     f"document {doc.id!r}: vectors of shape {vecs.shape}, index expects [*, {self.dims}]"
                 )
             blocks.append(vecs)
-        T = self.index._tantivy
+        import tantivy as T
+
         cfg = self.index.config
         self._begin()
         for doc, vecs in zip(docs, blocks, strict=True):

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from es_biomed.corpus.readers import read_json_file
+from es_biomed.corpus.records import read_json_file
 from es_biomed.errors import EsBiomedError, RecordError
 from es_biomed.train.tf.retrieval import sha256_file
 
