@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.hf_dir or args.hub_dir or args.to_google):
         parser.error("give at least one of --hf-dir, --hub-dir, --to-google")
 
-    from es_biomed.train.tf import export_hub_module, load_bert, save_bert, write_google_checkpoint
+    from es_biomed.export.tf_hub import export_hub_module
+    from es_biomed.train.tf import load_bert, save_bert, write_google_checkpoint
 
     written: dict[str, str] = {}
     if args.hf_dir or args.to_google:

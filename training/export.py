@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, help="default: the source's max_seq_length")
     args = parser.parse_args(argv)
 
-    from es_biomed.train.tf import export_hub_module, load_bert
+    from es_biomed.export.tf_hub import export_hub_module
+    from es_biomed.train.tf import load_bert
 
     model, tokenizer = load_bert(args.source, max_length=args.max_length)
     print(export_hub_module(model, tokenizer, args.out_dir, pooling=args.pooling, max_length=args.max_length))

@@ -37,11 +37,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
+    from es_biomed.corpus.tasks import BIO_TAGS, read_ner_tsv
     from es_biomed.eval.report import merge_run_record
     from es_biomed.eval.task_metrics import ner_scores
+    from es_biomed.models.files import sha256_file
     from es_biomed.train.tf.bert import load_bert
     from es_biomed.train.tf.heads import TrainConfig, build_head, fit, predict
-    from es_biomed.train.tf.task_data import BIO_TAGS, decode_ner, encode_ner, file_sha256, read_ner_tsv
+    from es_biomed.train.tf.task_data import decode_ner, encode_ner
 
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed)
     config = TrainConfig(**{**config.to_dict(), "max_steps": args.max_steps})
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "max_length": args.max_length,
         "train": config.to_dict(),
         "tags": list(BIO_TAGS),
-        "data": {"train": {"path": str(train_path), "sha256": file_sha256(train_path), "sentences": len(train)}},
+        "data": {"train": {"path": str(train_path), "sha256": sha256_file(train_path), "sentences": len(train)}},
         "train_features": len(train_feats),
         "train_report": report.to_dict(),
         "examples_per_s": report.examples_per_s,
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         logits = predict(model, feats)
         seconds = time.perf_counter() - t0
         pred = decode_ner(sents, feats, [lg.argmax(-1) for lg in logits], BIO_TAGS)
-        record["data"][split] = {"path": str(path), "sha256": file_sha256(path), "sentences": len(sents)}
+        record["data"][split] = {"path": str(path), "sha256": sha256_file(path), "sentences": len(sents)}
         record["metrics"][split] = {
             **ner_scores([s.tags for s in sents], pred),
             "predict_examples_per_s": len(feats) / seconds,

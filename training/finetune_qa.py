@@ -49,11 +49,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
+    from es_biomed.corpus.tasks import gold_answers, read_squad, split_questions
     from es_biomed.eval.report import merge_run_record
     from es_biomed.eval.task_metrics import BIOASQ_TOP_K, bioasq_factoid_scores
+    from es_biomed.models.files import sha256_file
     from es_biomed.train.tf.bert import load_bert
     from es_biomed.train.tf.heads import TrainConfig, build_head, fit, predict, rank_answers
-    from es_biomed.train.tf.task_data import encode_squad, file_sha256, gold_answers, read_squad, split_questions
+    from es_biomed.train.tf.task_data import encode_squad
 
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed, max_steps=args.max_steps
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "model_config": {k: bert.config.to_dict()[k] for k in ("num_hidden_layers", "hidden_size", "vocab_size")},
         "encoding": {**enc, "max_answer_length": args.max_answer_length},
         "train": config.to_dict(),
-        "data": {"path": str(args.squad), "sha256": file_sha256(args.squad)},
+        "data": {"path": str(args.squad), "sha256": sha256_file(args.squad)},
         "split": {
             "function": "es_biomed.corpus.bioasq.split_by_question",
             "dev_fraction": args.dev_fraction,

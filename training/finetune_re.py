@@ -46,11 +46,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
+    from es_biomed.corpus.tasks import read_re_tsv
     from es_biomed.eval.report import merge_run_record
     from es_biomed.eval.task_metrics import re_scores
+    from es_biomed.models.files import sha256_file
     from es_biomed.train.tf.bert import load_bert
     from es_biomed.train.tf.heads import TrainConfig, build_head, fit, predict
-    from es_biomed.train.tf.task_data import encode_re, file_sha256, read_re_tsv
+    from es_biomed.train.tf.task_data import encode_re
 
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed, max_steps=args.max_steps
@@ -75,8 +77,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         scores = re_scores([e.label for e in test], [int(lg.argmax()) for lg in logits])
         folds[str(k)] = {
             "data": {
-                "train": {"path": str(train_path), "sha256": file_sha256(train_path), "examples": len(train)},
-                "test": {"path": str(test_path), "sha256": file_sha256(test_path), "examples": len(test)},
+                "train": {"path": str(train_path), "sha256": sha256_file(train_path), "examples": len(train)},
+                "test": {"path": str(test_path), "sha256": sha256_file(test_path), "examples": len(test)},
             },
             "truncated": {"train": sum(train_feats.meta["truncated"]), "test": sum(test_feats.meta["truncated"])},
             "train_report": report.to_dict(),

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    from es_biomed.train.tf import export_hub_module, load_bert, save_bert
+    from es_biomed.export.tf_hub import export_hub_module
+    from es_biomed.train.tf import load_bert, save_bert
     from es_biomed.train.tf.mlm import (
         PRESETS,
         build_mlm_corpus,

@@ -81,8 +81,9 @@ def evaluate_qa(
         QaParameterError: a 4b-6b test file, an unknown setting, ``passages``/``k``/``max_questions`` <= 0.
     """
     from es_biomed.corpus.bioasq import load_bioasq_split
+    from es_biomed.corpus.tasks import gold_answers, read_squad, split_questions
     from es_biomed.eval.protocols import ensure_index
-    from es_biomed.train.tf.task_data import file_sha256, gold_answers, read_squad, split_questions
+    from es_biomed.models.files import sha256_file
 
     for f in files:
         if _LEAKY.search(Path(f).name):
@@ -148,7 +149,7 @@ def evaluate_qa(
         table[setting] = scores
         predictions[setting] = preds
     config = {
-        "files": [{"path": str(f), "sha256": file_sha256(f)} for f in files],
+        "files": [{"path": str(f), "sha256": sha256_file(f)} for f in files],
         "split": {
             "function": "es_biomed.corpus.bioasq.split_by_question",
             "dev_fraction": dev_fraction,
@@ -219,10 +220,10 @@ def tune_rank_weight(
     import math
 
     from es_biomed.corpus.bioasq import load_bioasq_split
+    from es_biomed.corpus.tasks import gold_answers, read_squad, split_questions
     from es_biomed.eval.protocols import ensure_index
     from es_biomed.qa.answers import Answer, merge_answers
     from es_biomed.search.searcher import Searcher
-    from es_biomed.train.tf.task_data import gold_answers, read_squad, split_questions
 
     examples = [ex for f in files for ex in read_squad(f)]
     train, _ = split_questions(examples, dev_fraction)

@@ -51,7 +51,7 @@ def versions() -> dict[str, str]:
 
 
 def _hashes(cfg: ReportConfig) -> dict[str, str]:
-    from es_biomed.train.data.provenance import sha256_file
+    from es_biomed.models.files import sha256_file
 
     return {f: sha256_file(f) for f in cfg.input_files()}
 

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["fingerprint_files", "fingerprint_cache_path", "write_text_atomic", "read_json_object"]
+__all__ = ["fingerprint_files", "fingerprint_cache_path", "read_json_object", "sha256_file", "write_text_atomic"]
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +106,12 @@ def read_json_object(path: Path, what: str, error: type[Exception]) -> dict[str,
     if not isinstance(data, dict):
         raise error(f"{path}: {what} must be a JSON object")
     return data
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -120,8 +120,8 @@ def test_eval_qa_on_a_few_dev_questions(shared_data, tmp_path, minilm):
     assert list(result["table"]) == ["gold context", "bm25", "bm25+rerank"]
     assert result["config"]["split"]["dev_questions"] == 109 and result["config"]["split"]["questions_scored"] == 6
     # the table is the metric of the predictions written beside it
+    from es_biomed.corpus.tasks import gold_answers, read_squad, split_questions
     from es_biomed.eval.task_metrics import bioasq_factoid_scores
-    from es_biomed.train.tf.task_data import gold_answers, read_squad, split_questions
 
     _, dev = split_questions(read_squad(shared_data / "bioasq" / "BioASQ-train-factoid-7b.json"), 0.2)
     gold = {q: g for q, g in gold_answers(dev).items() if q in result["predictions"]["gold context"]}

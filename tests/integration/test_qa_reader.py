@@ -65,7 +65,7 @@ def test_onnx_export_on_first_use_then_reused(fresh_onnx):
 
 @pytest.fixture(scope="module")
 def dev_examples(shared_data):
-    from es_biomed.train.tf.task_data import read_squad, split_questions
+    from es_biomed.corpus.tasks import read_squad, split_questions
 
     _, dev = split_questions(read_squad(shared_data / BIOASQ_7B), 0.2)
     return dev

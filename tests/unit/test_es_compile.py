@@ -251,7 +251,8 @@ def test_bulk_action_lines_validate_and_ids_are_deterministic():
 
 def test_ce_text_in_the_source_template_pipeline_and_reindex():
     """rerank_ce's cross-encoder reads ce_text: title ". " abstract, the embedded stage's text (document_text)."""
-    from es_biomed.backends.cluster import CE_TEXT_SCRIPT, reindex_body
+    from es_biomed.backends.cluster import reindex_body
+    from es_biomed.backends.cluster.bulk import CE_TEXT_SCRIPT
 
     doc = Document(id="d", title="Aspirin", abstract="It thins blood.", body="long text")
     assert document_source(doc, None, ce_text=True)["ce_text"] == "Aspirin. It thins blood."

@@ -5,16 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from es_biomed.train.tf.task_data import (
-    Answer,
-    NerSentence,
-    QaExample,
-    ReExample,
-    encode_ner,
-    encode_re,
-    encode_squad,
-    iter_batches,
-)
+from es_biomed.corpus.tasks import Answer, NerSentence, QaExample, ReExample
+from es_biomed.train.tf.task_data import encode_ner, encode_re, encode_squad, iter_batches
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "brca", "##1", "gene", "breast", "cancer", "##s", "what"]
 VOCAB += ["causes", "?", "@", "$", "is", "a", "the", "tp", "##53", "lung", "no", "and"]

@@ -175,7 +175,7 @@ SQUAD = {
 
 
 def test_eval_gold_context_metrics_by_hand(tmp_path):
-    from es_biomed.train.tf.task_data import read_squad, split_questions
+    from es_biomed.corpus.tasks import read_squad, split_questions
 
     path = tmp_path / "BioASQ-train-factoid-7b-tiny.json"
     path.write_text(json.dumps(SQUAD))

@@ -8,24 +8,19 @@ import re
 import numpy as np
 import pytest
 
-from es_biomed.errors import RecordError
-from es_biomed.train.tf.task_data import (
-    IGNORE_INDEX,
+from es_biomed.corpus.tasks import (
     Answer,
     NerSentence,
     QaExample,
     ReExample,
-    decode_ner,
-    encode_ner,
-    encode_re,
-    encode_squad,
     gold_answers,
-    iter_batches,
     read_ner_tsv,
     read_re_tsv,
     read_squad,
     split_questions,
 )
+from es_biomed.errors import RecordError
+from es_biomed.train.tf.task_data import IGNORE_INDEX, decode_ner, encode_ner, encode_re, encode_squad, iter_batches
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "brca", "##1", "gene", "breast", "cancer", "##s", "what"]
 VOCAB += ["causes", "?", "@", "$", "is", "a", "the"]

@@ -31,9 +31,9 @@ import numpy as np
 
 from es_biomed.corpus.types import Document
 from es_biomed.errors import EsBiomedError
+from es_biomed.models.files import sha256_file
 from es_biomed.train.data.mining import build_bm25_index, dense_candidates, filter_false_negatives, mine_hard_negatives
 from es_biomed.train.data.pairs import Negative, Pair, write_pairs
-from es_biomed.train.data.provenance import sha256_file
 from es_biomed.train.data.sources import SOURCE_NAMES, Source, load_sources
 
 __all__ = ["DatasetConfig", "build_dataset", "self_supervised_pairs", "PAIRS_FILE", "MANIFEST_FILE"]

@@ -13,7 +13,6 @@ from es_biomed.errors import EsBiomedError
 
 __all__ = [
     "META_FILENAME",
-    "sha256_file",
     "ids_sha256",
     "write_training_meta",
     "read_training_meta",
@@ -22,15 +21,6 @@ __all__ = [
 
 #: Metadata file written beside every trained model's weights.
 META_FILENAME = "training_meta.json"
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def ids_sha256(ids: Iterable[str]) -> str:

@@ -27,7 +27,8 @@ from es_biomed.corpus.bioasq import DEFAULT_DEV_FRACTION, load_bioasq, load_bioa
 from es_biomed.corpus.readers import iter_documents, load_beir
 from es_biomed.corpus.types import Document
 from es_biomed.errors import EsBiomedError
-from es_biomed.train.data.provenance import ids_sha256, sha256_file
+from es_biomed.models.files import sha256_file
+from es_biomed.train.data.provenance import ids_sha256
 
 __all__ = ["Source", "SupervisedPair", "load_sources", "scifact_split", "SOURCE_NAMES"]
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from es_biomed.errors import EsBiomedError
-from es_biomed.train.data.provenance import sha256_file, write_training_meta
+from es_biomed.models.files import sha256_file
+from es_biomed.train.data.provenance import write_training_meta
 
 __all__ = ["amp_dtype", "versions", "dataset_meta", "trainer_arguments", "run_trainer", "config_from_dict"]
 

@@ -1,4 +1,5 @@
-"""TensorFlow (Keras) BERT lifecycle: load, save, Google-checkpoint conversion, TF-Hub export, MLM pretraining.
+"""TensorFlow (Keras) BERT lifecycle: load, save, Google-checkpoint conversion, MLM pretraining, fine-tuning heads
+(the TF-Hub export is :mod:`es_biomed.export.tf_hub`).
 
 TensorFlow and transformers are imported inside the functions, so importing this package stays light. Importing it
 also makes a later ``import tensorflow`` load TensorFlow's native libraries ``RTLD_LOCAL`` (see
@@ -7,12 +8,10 @@ segfaults).
 """
 
 from es_biomed.encode.tf_dlopen import keep_tensorflow_symbols_local
-from es_biomed.export.tf_hub import export_hub_module
 from es_biomed.train.tf.bert import CheckpointError, load_bert, save_bert, write_google_checkpoint
 
 __all__ = [
     "CheckpointError",
-    "export_hub_module",
     "keep_tensorflow_symbols_local",
     "load_bert",
     "save_bert",

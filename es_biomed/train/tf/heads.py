@@ -31,10 +31,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from es_biomed.corpus.tasks import QaExample
 from es_biomed.errors import EsBiomedError, require
 from es_biomed.qa.answers import bioasq_normalize
 from es_biomed.qa.spans import best_spans
-from es_biomed.train.tf.task_data import IGNORE_INDEX, Features, QaExample, iter_batches
+from es_biomed.train.tf.task_data import IGNORE_INDEX, Features, iter_batches
 
 __all__ = [
     "HeadKind",

@@ -42,13 +42,13 @@ import numpy as np
 
 from es_biomed.corpus.types import RetrievalSet
 from es_biomed.errors import EsBiomedError, require
+from es_biomed.models.files import sha256_file
 from es_biomed.query.plan import SearchPlan
 from es_biomed.train.data.mining import build_bm25_index, merge_sets, mine_hard_negatives
 from es_biomed.train.data.provenance import (
     META_FILENAME,
     ids_sha256,
     read_training_meta,
-    sha256_file,
     update_training_meta,
     write_training_meta,
 )

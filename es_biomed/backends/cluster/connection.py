@@ -1,0 +1,207 @@
+"""The connection to one alias of a cluster: the client, the dialect, redacted errors, the capabilities the cluster
+has, and the encoder identity its mapping records. :class:`~es_biomed.backends.cluster.ClusterBackend` builds on it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from es_biomed.backends.cluster.config import ClusterConfig, redact
+from es_biomed.backends.dialects import Capabilities, Dialect, get_dialect
+from es_biomed.backends.es_mappings import (
+    ALIAS,
+)
+from es_biomed.corpus.passages import PassageConfig
+from es_biomed.encode.base import EncoderInfo
+from es_biomed.errors import (
+    ClusterAuthError,
+    ClusterError,
+    ClusterUnavailableError,
+    EncoderMismatchError,
+)
+from es_biomed.query.es_compile import CE_TEXT_FIELD
+
+__all__ = ["ClusterConnection"]
+
+_C = TypeVar("_C", bound="ClusterConnection")
+
+logger = logging.getLogger(__name__)
+
+
+class ClusterConnection:
+    """Index and search an Elasticsearch or OpenSearch cluster with the embedded engine's interface.
+
+    Args:
+        client: An ``elasticsearch.Elasticsearch`` or ``opensearchpy.OpenSearch`` (see :meth:`connect`).
+        alias: The alias searched and written; versioned indices are ``<alias>-v<N>``.
+        passages: Rescore and kNN over the nested ``passages`` (best passage), like the embedded engine.
+        passage_config: How long bodies are cut (must match what the embedded engine uses for parity).
+        dialect: ``elasticsearch`` or ``opensearch`` (or a :class:`Dialect`).
+        config: The connection settings, used to redact error messages.
+
+    Example:
+        >>> be = ClusterBackend.connect(ClusterConfig.from_env(engine="opensearch"))   # doctest: +SKIP
+        >>> be.setup(encoder.info)                                                         # doctest: +SKIP
+        >>> be.index_documents(docs, encoder).ok                                           # doctest: +SKIP
+        500
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        alias: str = ALIAS,
+        passages: bool = True,
+        passage_config: PassageConfig | None = None,
+        dialect: str | Dialect = "elasticsearch",
+        config: ClusterConfig | None = None,
+    ) -> None:
+        self.client = client
+        self.alias = alias
+        self.passages = passages
+        self.passage_config = passage_config or PassageConfig()
+        self.dialect = get_dialect(dialect) if isinstance(dialect, str) else dialect
+        self.config = config
+        self._caps: Capabilities | None = None
+        self._ce_text = False  # the current index maps ce_text (a yes is kept; a no is asked again)
+        self._info: dict[str, Any] | None = None
+        self._notices: set[str] = set()
+
+    @property
+    def engine(self) -> str:
+        return self.dialect.name
+
+    # ------------------------------------------------------------------ connection
+    @classmethod
+    def connect(cls: type[_C], cfg: ClusterConfig, **kwargs: Any) -> _C:
+        """A backend for ``cfg`` after checking that the server answers and is the engine ``cfg`` names.
+
+        Raises:
+            ClusterUnavailableError: nothing answers at the URL (the message names it and the start command).
+            ClusterAuthError: the credentials were refused (they are never printed).
+            ClusterError: the server is the other engine, or a version the installed client cannot talk to.
+        """
+        dialect = get_dialect(cfg.engine)
+        client = dialect.make_client(cfg)
+        backend = cls(client, alias=cfg.alias, dialect=dialect, config=cfg, **kwargs)
+        backend._info = dict(backend._call(client.info))
+        dialect.check_server(backend._info, redact(cfg.url))
+        return backend
+
+    def _redact(self, text: str) -> str:
+        return self.config.redact(text) if self.config else redact(text)
+
+    def _url(self) -> str:
+        return redact(self.config.url) if self.config else "the cluster"
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call the client, turning connection, authentication and product errors into clear es-biomed errors."""
+        d = self.dialect
+        try:
+            return fn(*args, **kwargs)
+        except d.connection_errors() as exc:
+            raise ClusterUnavailableError(
+                f"no {d.display} answers at {self._url()} ({type(exc).__name__}); start a local node with "
+                f"`{d.start_command}` and set {d.env_prefix}_URL to the URL it prints"
+            ) from None
+        except d.auth_errors() as exc:
+            raise ClusterAuthError(
+                f"{d.display} at {self._url()} refused the credentials (HTTP {d.status_of(exc)}); check "
+                f"{d.env_prefix}_USERNAME / {d.env_prefix}_PASSWORD or {d.env_prefix}_API_KEY"
+            ) from None
+        except Exception as exc:
+            if type(exc).__name__ == "UnsupportedProductError":  # elasticsearch-py talking to another server
+                raise ClusterError(
+                    f"{self._url()} is not Elasticsearch (the client found no X-Elastic-Product header); for "
+                    "OpenSearch use --backend opensearch and OPENSEARCH_URL"
+                ) from None
+            raise
+
+    def capabilities(self) -> Capabilities:
+        """What this cluster can run (modules on every node, license); read once.
+
+        Where the probe is not allowed (a user without the ``monitor`` privilege), everything is assumed
+        present and a refusal at search time says which feature was missing.
+        """
+        if self._caps is None:
+            info = self._info if self._info is not None else dict(self._call(self.client.info))
+            version = str(info.get("version", {}).get("number", "?"))
+            try:
+                nodes = self._call(self.client.nodes.info, metric="plugins")["nodes"]
+            except ClusterError:
+                raise
+            except Exception as exc:
+                logger.info("cannot read _nodes/plugins (%s); assuming every feature is present", type(exc).__name__)
+                every = {"lang-painless", "lang-mustache", "reindex", "ingest-common", "analysis-common"}
+                every |= {"x-pack-rank-rrf", "opensearch-knn"}
+                self._caps = Capabilities(self.engine, version, frozenset(every), "enterprise")  # type: ignore[arg-type]
+                return self._caps
+            sets = [
+                {m["name"] for m in n.get("modules", [])} | {p["name"] for p in n.get("plugins", [])}
+                for n in nodes.values()
+            ]
+            modules = frozenset(set.intersection(*sets)) if sets else frozenset()
+            lic = self.dialect.license(self.client) if "x-pack-core" in modules else None
+            self._caps = Capabilities(self.engine, version, modules, lic)  # type: ignore[arg-type]
+        return self._caps
+
+    def _notice(self, key: str, message: str) -> None:
+        if key not in self._notices:
+            self._notices.add(key)
+            logger.warning(message)
+
+    # ------------------------------------------------------------------ identity
+    def _mapping(self) -> dict[str, Any]:
+        (index,) = self.indices()[-1:] or (None,)
+        if index is None:
+            raise ClusterError(f"alias {self.alias!r} does not exist; run `es-biomed {self._cli()} setup` first")
+        return self._call(self.client.indices.get_mapping, index=index)[index]["mappings"]  # type: ignore[no-any-return]
+
+    def has_ce_text(self) -> bool:
+        """Whether the current index maps ``ce_text`` (Elasticsearch indices made by this template do; OpenSearch
+        refuses ``rerank_ce``, and its template has no such field). A yes is remembered, so a ``rerank_ce`` search
+        costs no mapping request; a no is asked again (a reindex elsewhere may add the field)."""
+        if not self._ce_text:
+            self._ce_text = CE_TEXT_FIELD in self._mapping().get("properties", {})
+        return self._ce_text
+
+    def encoder_meta(self) -> dict[str, Any]:
+        """The encoder recorded in the mapping's ``_meta``, with the mapped vector dims."""
+        mappings = self._mapping()
+        meta = dict(mappings.get("_meta", {}).get("encoder", {}))
+        meta["mapped_dims"] = mappings.get("properties", {}).get("embedding", {}).get(self.dialect.dims_key)
+        return meta
+
+    def check_encoder(self, encoder: EncoderInfo | dict[str, Any]) -> None:
+        """Before any write or search: the encoder's dims must equal the mapping's (and its fingerprint the recorded one).
+
+        Raises:
+            EncoderMismatchError: names both encoders.
+        """
+        enc = encoder.to_dict() if isinstance(encoder, EncoderInfo) else dict(encoder)
+        mine = self.encoder_meta()
+        if mine.get("mapped_dims") != enc.get("dims"):
+            raise EncoderMismatchError(
+                f"alias {self.alias!r} maps {mine.get('mapped_dims')}-dim vectors but encoder {enc.get('name')!r} "
+                f"produces {enc.get('dims')}; index into a new alias or use the encoder the index was built with"
+            )
+        if mine.get("fingerprint") and mine.get("fingerprint") != enc.get("fingerprint"):
+            raise EncoderMismatchError(
+                f"alias {self.alias!r} was built with encoder {mine.get('name')!r} (fingerprint {mine.get('fingerprint')}); "
+                f"got {enc.get('name')!r} (fingerprint {enc.get('fingerprint')})"
+            )
+
+    def count(self) -> int:
+        return int(self._call(self.client.count, index=self.alias)["count"])
+
+    def get(self, doc_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = list(doc_ids)
+        if not ids:
+            return {}
+        body = {
+            "query": {"ids": {"values": ids}},
+            "size": len(ids),
+            "_source": {"excludes": ["embedding", "passages"]},
+        }
+        resp = self._call(self.client.search, index=self.alias, body=body)
+        return {h["_id"]: h.get("_source", {}) for h in resp["hits"]["hits"]}
