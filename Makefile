@@ -41,7 +41,9 @@ demo: $(VENV)/.stamp-demo
 docs: $(VENV)/.stamp-test
 	$(BIN)/mkdocs build --strict --site-dir build/docs
 
+# The layers contract first (setup.cfg [importlinter]: a future upward import fails the build), then the docs, the suite.
 test: docs
+	$(BIN)/lint-imports setup.cfg
 	$(BIN)/python -m pytest tests
 
 # The precision-sensitive tests again on the fp32 path (ES_BIOMED_BF16=off: what a CPU without AMX / AVX512-BF16

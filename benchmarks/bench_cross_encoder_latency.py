@@ -16,7 +16,7 @@ from es_biomed.backends.embedded.index import EmbeddedIndex
 from es_biomed.corpus.readers import load_beir
 from es_biomed.encode.cross_encoder import load_cross_encoder
 from es_biomed.query.presets import default_plan
-from es_biomed.search.stages import cross_encoder_stage
+from es_biomed.search import Searcher
 from es_biomed.train.data.sources import scifact_split
 
 enc = fast_encoder("all-MiniLM-L6-v2")
@@ -33,11 +33,8 @@ for prec in ("fp32", "bf16"):
         for text in qs:
             t = time.perf_counter()
             v = enc.encode_queries([text])[0]
-            cross_encoder_stage(
-                index,
-                plan.replace(query=text, mode="rerank_ce", window_size=max(30, n), ce_window=n, cross_encoder="x"),
-                v,
-                ce,
+            Searcher(index, enc, cross_encoder=ce).execute(
+                plan.replace(query=text, mode="rerank_ce", window_size=max(30, n), ce_window=n), v
             )
             ts.append((time.perf_counter() - t) * 1000)
         out[f"{prec} N={n}"] = round(statistics.median(ts), 1)
@@ -45,7 +42,7 @@ ts = []
 for text in qs:
     t = time.perf_counter()
     v = enc.encode_queries([text])[0]
-    index.search(plan.replace(query=text, mode="rerank"), v)
+    Searcher(index, enc).execute(plan.replace(query=text, mode="rerank"), v)
     ts.append((time.perf_counter() - t) * 1000)
 out["rerank only"] = round(statistics.median(ts), 1)
 print(json.dumps(out))

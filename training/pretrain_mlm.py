@@ -52,14 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     from es_biomed.train.tf import load_bert, save_bert
     from es_biomed.train.tf.mlm import (
         PRESETS,
-        build_mlm_corpus,
-        encode_documents,
         pretrain_mlm,
-        read_jsonl_texts,
         seed_everything,
         set_mixed_precision,
         transfer_encoder_weights,
     )
+    from es_biomed.train.tf.mlm_data import build_mlm_corpus, encode_documents, read_jsonl_texts
 
     overrides = {
         "max_steps": args.max_steps,

@@ -20,7 +20,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from es_biomed.train.tf.retrieval import RetrievalTrainConfig, prepare_training_data, train_and_export
+from es_biomed.train.tf.retrieval import train_and_export
+from es_biomed.train.tf.retrieval_config import RetrievalTrainConfig
+from es_biomed.train.tf.retrieval_data import prepare_training_data
 
 GPU_HELP = """\
 GPU configuration (when a GPU is lent; not used for the shipped model): larger batches give more in-batch

@@ -16,7 +16,8 @@ from es_biomed.encode import load_encoder  # noqa: E402
 from es_biomed.encode.tf_backend import TFEncoder  # noqa: E402
 from es_biomed.export.tf_hub import export_hub_module  # noqa: E402
 from es_biomed.train.tf import load_bert, write_google_checkpoint  # noqa: E402
-from es_biomed.train.tf.mlm import MlmConfig, encode_documents, pretrain_mlm  # noqa: E402
+from es_biomed.train.tf.mlm import MlmConfig, pretrain_mlm  # noqa: E402
+from es_biomed.train.tf.mlm_data import encode_documents  # noqa: E402
 
 pytestmark = pytest.mark.integration
 

@@ -15,20 +15,17 @@ from es_biomed.errors import EsBiomedError
 from es_biomed.query.presets import default_plan
 from es_biomed.train.tf.retrieval import (
     META_FILENAME,
-    RetrievalTrainConfig,
-    TrainExample,
-    batch_mask,
     build_bm25_index,
-    build_examples,
     ids_sha256,
-    info_nce_loss,
-    iter_batches,
     merge_sets,
     mine_hard_negatives,
     read_training_meta,
     update_training_meta,
     write_training_meta,
 )
+from es_biomed.train.tf.retrieval_config import RetrievalTrainConfig
+from es_biomed.train.tf.retrieval_data import TrainExample, batch_mask, build_examples, iter_batches
+from es_biomed.train.tf.retrieval_objective import info_nce_loss
 
 # -- loss ------------------------------------------------------------------------------------------------------
 
@@ -196,7 +193,8 @@ PAIRS = [
 def test_tiny_bert_trains_and_loss_falls(tiny_bert):
     import tensorflow as tf
 
-    from es_biomed.train.tf.retrieval import embed, train_retrieval
+    from es_biomed.train.tf.retrieval import train_retrieval
+    from es_biomed.train.tf.retrieval_objective import embed
 
     model, tokenizer = tiny_bert
     pairs = PAIRS

@@ -18,14 +18,8 @@ transformers = pytest.importorskip("transformers")
 from es_biomed.errors import EsBiomedError, RecordError  # noqa: E402
 from es_biomed.train.tf import CheckpointError, load_bert, save_bert, write_google_checkpoint  # noqa: E402
 from es_biomed.train.tf.bert import google_name, make_tokenizer  # noqa: E402
-from es_biomed.train.tf.mlm import (  # noqa: E402
-    IGNORE_INDEX,
-    MlmMasker,
-    build_mlm_corpus,
-    encode_documents,
-    read_jsonl_texts,
-    transfer_encoder_weights,
-)
+from es_biomed.train.tf.mlm import transfer_encoder_weights  # noqa: E402
+from es_biomed.train.tf.mlm_data import IGNORE_INDEX, MlmMasker, build_mlm_corpus, encode_documents, read_jsonl_texts  # noqa: E402
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = (
