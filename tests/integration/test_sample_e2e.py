@@ -95,3 +95,18 @@ def test_quarantine_exit_code_and_nothing_lost(tmp_path, minilm):
     from es_biomed import EmbeddedIndex
 
     assert EmbeddedIndex(ix2).count() == 1
+
+
+def test_the_python_api_ranks_as_the_cli_issue_27(sample_index):
+    """``Searcher(index).search(q, k)`` runs the tuned preset the CLI runs: the same ids and scores for the README's
+    demo claim, whose judged abstract 12486491 both put first (the bare SearchPlan() defaults did not)."""
+    from es_biomed import Searcher
+
+    claim = "Ribosomopathies have a low degree of cell and tissue specific pathology."
+    cli = json.loads(
+        CliRunner().invoke(main, ["search", claim, "--index", str(sample_index), "-k", "3", "--json"]).output
+    )
+    api = Searcher(sample_index).search(claim, k=3)
+    assert [h.doc_id for h in api.hits] == [h["doc_id"] for h in cli["hits"]]
+    assert [round(h.score, 4) for h in api.hits] == [round(h["score"], 4) for h in cli["hits"]]
+    assert api.hits[0].doc_id == "12486491"
