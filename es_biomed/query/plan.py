@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from es_biomed.errors import PlanError
+from es_biomed.query.analysis import count_query_terms
 
 __all__ = [
     "ScoreMode",
@@ -239,9 +240,6 @@ def query_clauses(query: str, n_fields: int = 1) -> int:
         >>> query_clauses("aspirin and stroke", 3)
         9
     """
-    # the analyzer belongs to the engines' package (stored with each embedded index); imported here, on use
-    from es_biomed.query.analysis import count_query_terms
-
     return count_query_terms(query) * n_fields
 
 
