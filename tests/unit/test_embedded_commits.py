@@ -300,3 +300,23 @@ def test_unchanged_vectors_survive_a_reopen(empty, enc):
     want = enc.encode_documents([_doc(3).text])[0]
     got = np.asarray(idx.view_of_commit().vectors[idx.view_of_commit().docs.row_start[idx.view_of_commit().ord["d3"]]])
     assert np.allclose(got, want, atol=1e-6)
+
+
+def test_equal_scores_rank_in_writing_order_whatever_the_commits(tmp_path, enc):
+    """tantivy orders ties by segment and position, which per-batch commits and merges change; the engine orders them
+    by writing order, so one commit or many rank alike (and as a single segment, or a one-shard cluster, does)."""
+    order = [5, 3, 9, 1, 7, 12, 0, 8, 2, 11, 4, 10, 6]
+    docs = [Document(id=f"t{i}", abstract="aspirin stroke trial") for i in order]
+    one = EmbeddedIndex.create(tmp_path / "one", enc.info)
+    with one.writer() as w:
+        w.add(docs, enc)
+    many = EmbeddedIndex.create(tmp_path / "many", enc.info)
+    with many.writer() as w:
+        for d in docs:  # a segment per document, merged in the background as tantivy pleases
+            w.add([d], enc)
+            w.commit()
+    many.reload()
+    want = [f"t{i}" for i in order]
+    for idx in (one, many):
+        assert [h.doc_id for h in idx.search(SearchPlan("aspirin", mode="bm25", k=13)).hits] == want
+        assert [h.doc_id for h in idx.search(SearchPlan("aspirin", mode="bm25", k=4)).hits] == want[:4]

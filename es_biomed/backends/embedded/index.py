@@ -55,6 +55,8 @@ __all__ = ["EmbeddedIndex", "IndexConfig", "IndexWriter", "META_FILE", "SCHEMA_V
 logger = logging.getLogger(__name__)
 
 _TEXT_FIELDS = ("title", "abstract", "body")
+#: Extra hits fetched beyond ``n`` so that a tie at the cut can be ordered by writing order (grown when needed).
+_TIE_MARGIN = 16
 
 
 @dataclass(frozen=True)
@@ -371,13 +373,32 @@ class EmbeddedIndex:
             text_q = T.Query.boolean_query([(T.Occur.Should, q) for q in per_field])
         filters = self._filter_query(plan.filters)
         query = T.Query.boolean_query([(T.Occur.Must, text_q), *filters]) if filters else text_q
-        result = v.searcher.search(query, n or plan.k)
-        hits = []
-        for score, addr in result.hits:
-            doc_id = v.searcher.doc(addr)["id"][0]
-            if doc_id in v.ord:  # deleted by a commit whose BM25 step is still running: not in this view
-                hits.append(Hit(doc_id, float(score)))
-        return hits
+        return self._top_by_score(v, query, n or plan.k)
+
+    @staticmethod
+    def _top_by_score(v: _View, query: Any, n: int) -> list[Hit]:
+        """The ``n`` best hits of ``query``, equal scores in the order the documents were written.
+
+        tantivy breaks ties by segment and position, which depend on when commits happened; the order of writing
+        (a document's first vector row) does not, so rankings are the same whatever the commit policy (and equal
+        a single segment's, as Elasticsearch's one-shard order is). The fetch grows until the tie at the cut is
+        whole, so no document is left out of it by the engine's own tie order.
+        """
+        fetch = n + _TIE_MARGIN
+        while True:
+            got = v.searcher.search(query, fetch).hits
+            kept: list[tuple[float, int, str]] = []
+            for score, addr in got:
+                doc_id = v.searcher.doc(addr)["id"][0]
+                i = v.ord.get(doc_id)
+                if i is not None:  # deleted by a commit whose BM25 step is still running: not in this view
+                    kept.append((float(score), int(v.docs.row_start[i]), doc_id))
+            exhausted = len(got) < fetch
+            if exhausted or (len(kept) > n and kept[-1][0] < kept[n - 1][0]):
+                break
+            fetch *= 2
+        kept.sort(key=lambda t: (-t[0], t[1]))
+        return [Hit(doc_id, score) for score, _, doc_id in kept[:n]]
 
     def vector_scores(self, query_vector: np.ndarray, doc_ids: Iterable[str]) -> dict[str, float]:
         """Cosine of ``query_vector`` with each document's best passage; docs without vectors are left out."""
