@@ -27,7 +27,7 @@ from es_biomed.ingest.queue import QUEUE, WRITE_QUEUE, make_app  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
-pytestmark = [pytest.mark.integration, pytest.mark.precision]
+pytestmark = pytest.mark.integration
 
 #: Seconds before kombu redelivers the message of a vanished worker, and between its restore sweeps.
 VISIBILITY, RESTORE = 20, 1
