@@ -215,3 +215,27 @@ def test_init_keeps_recorded_figures(tmp_path, monkeypatch):
         {"name": "changed", "expected": {"MRR@10": 0}},
         {"name": "new", "expected": {"MRR@10": 0}},
     ]
+
+
+def test_fp32_record_pins_only_what_differs_issue_20(tmp_path):
+    """On an fp32 machine ``record`` writes into a condition's fp32 block exactly the figures that differ from the
+    bf16 ones by more than the tolerance (0.0005; p-values 0.01), and drops the block when every figure agrees."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("repro_cli", REPO / "benchmarks" / "repro.py")
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    p = tmp_path / "repro.yaml"
+    p.write_text(
+        "conditions:\n"
+        "  - {name: a, dataset: d, split: s, encoder: e, mode: m, tier: fast, command: c, output: o, path: x,\n"
+        "     expected: {NDCG@10: 0.7150, MRR@10: 0.6791}, p_path: y, p_expected: {NDCG@10: 0.0498}}\n"
+    )
+    table = load_repro(p)
+    (c,) = table.conditions
+    raw = {"name": "a", "fp32": {"expected": {"NDCG@10": 0.1}}}
+    # NDCG@10 moves by 0.0016 (pinned), MRR@10 by 0.0004 (within the tolerance), the p-value by 0.014 (pinned)
+    cli._record_fp32(raw, c, {"NDCG@10": 0.71664, "MRR@10": 0.67948}, {"NDCG@10": 0.0358}, table)
+    assert raw["fp32"] == {"expected": {"NDCG@10": 0.7166}, "p_expected": {"NDCG@10": 0.0358}}
+    cli._record_fp32(raw, c, {"NDCG@10": 0.7152, "MRR@10": 0.6791}, {"NDCG@10": 0.05}, table)
+    assert "fp32" not in raw
