@@ -28,7 +28,9 @@ def _init_process(**_: object) -> None:
         torch.set_num_threads(threads)
     except ImportError:  # pragma: no cover - TF-only workers
         pass
-    from es_biomed.ingest.steps import load_worker_encoder
+    from es_biomed.ingest.steps import cluster_for_worker, load_worker_encoder
+
+    cluster_for_worker.cache_clear()  # a client made before the fork is not this process's: connect afresh
 
     for name in filter(None, os.environ.get("ES_BIOMED_PRELOAD_ENCODER", "").split(",")):
         load_worker_encoder(name.strip())

@@ -7,7 +7,7 @@ from typing import Any
 
 from es_biomed.ingest.batches import BatchRef
 from es_biomed.ingest.jobs import DeadLetterStore, Target
-from es_biomed.ingest.steps import TRANSIENT_ERRORS, embed_batch, ingest_batch_es, write_batch
+from es_biomed.ingest.steps import TRANSIENT_ERRORS, embed_batch, ingest_batch_cluster, write_batch
 from workers.app import app
 
 _RETRY = {
@@ -39,7 +39,7 @@ def write(embedded: dict[str, Any], job_id: str, target: dict[str, Any]) -> dict
 
 
 @app.task(name="es_biomed.ingest_batch", **_RETRY)
-def ingest_es(job_id: str, ref: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
-    """Elasticsearch (any worker): read, validate, embed, bulk-write."""
+def ingest_cluster(job_id: str, ref: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
+    """Elasticsearch or OpenSearch (any worker): read, validate, embed, bulk-write through the cluster backend."""
     t = Target(**target)
-    return ingest_batch_es(BatchRef.from_dict(ref), t.index, t.encoder, _sink(job_id))
+    return ingest_batch_cluster(BatchRef.from_dict(ref), t.backend, t.index, t.encoder, _sink(job_id))

@@ -47,12 +47,13 @@ def _print_status(st: Any, as_json: bool) -> None:
 @click.argument("corpus", type=click.Path(exists=True))
 @click.option(
     "--backend",
-    type=click.Choice(["local", "embedded", "es"]),
+    type=click.Choice(["local", "embedded", "es", "opensearch"]),
     default="local",
     show_default=True,
-    help="local (= embedded engine, written by the single writer queue) or es (each worker bulk-writes).",
+    help="local (= embedded engine, written by the single writer queue), es or opensearch (each worker bulk-writes "
+    "through the cluster backend, connected from its own ES_URL / OPENSEARCH_URL).",
 )
-@click.option("--index", "index_path", default=None, help="local: index directory (required). es: alias.")
+@click.option("--index", "index_path", default=None, help="local: index directory (required). es / opensearch: alias.")
 @format_option
 @click.option("--encoder", default=None, help="Encoder name or path, as the workers see it (default: the index's).")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Records per batch (one task each).")
@@ -87,7 +88,8 @@ def ingest_submit(
         else:
             from es_biomed.backends.es_mappings import ALIAS
 
-            index_path = index_path or os.environ.get("ES_ALIAS") or ALIAS
+            prefix = "OPENSEARCH" if backend == "opensearch" else "ES"
+            index_path = index_path or os.environ.get(f"{prefix}_ALIAS") or ALIAS
         from es_biomed.encode.loading import DEFAULT_ENCODER
 
         target = Target(backend, index_path, encoder or DEFAULT_ENCODER)  # type: ignore[arg-type]

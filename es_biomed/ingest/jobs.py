@@ -27,6 +27,7 @@ from es_biomed.ingest.batches import BatchRef, plan_batches
 from es_biomed.ingest.queue import QUEUE, WRITE_QUEUE
 
 __all__ = [
+    "CLUSTER_TARGETS",
     "Target",
     "Job",
     "JobStatus",
@@ -41,7 +42,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "es-biomed"
-Backend = Literal["local", "es"]
+Backend = Literal["local", "es", "opensearch"]
+#: The targets whose batches each worker bulk-writes itself (one task per batch), through the one cluster backend.
+CLUSTER_TARGETS = ("es", "opensearch")
 
 
 class JobNotFoundError(LookupError, EsBiomedError):
@@ -53,8 +56,9 @@ class Target:
     """Where a job writes. Credentials are never part of it: workers read them from their own environment.
 
     Attributes:
-        backend: ``"local"`` (embedded engine; ``index`` is a directory on the writer's machine) or ``"es"``.
-        index: Embedded index directory, or the Elasticsearch alias.
+        backend: ``"local"`` (embedded engine; ``index`` is a directory on the writer's machine), ``"es"``
+            (Elasticsearch) or ``"opensearch"``; the workers connect with their own ``ES_URL`` / ``OPENSEARCH_URL``.
+        index: Embedded index directory, or the cluster alias.
         encoder: Encoder name or path, resolved on each worker.
     """
 
@@ -63,8 +67,8 @@ class Target:
     encoder: str
 
     def __post_init__(self) -> None:
-        if self.backend not in ("local", "es"):
-            raise ValueError(f"backend must be 'local' or 'es', got {self.backend!r}")
+        if self.backend not in ("local", *CLUSTER_TARGETS):
+            raise ValueError(f"backend must be 'local', 'es' or 'opensearch', got {self.backend!r}")
 
 
 @dataclass
@@ -142,7 +146,7 @@ def _signature(app: Any, job: Job, ref: BatchRef) -> Any:
 
     first_id, write_id = batch_task_ids(job, ref.n)
     target = asdict(job.target)
-    if job.target.backend == "es":
+    if job.target.backend in CLUSTER_TARGETS:
         return app.signature("es_biomed.ingest_batch", args=(job.id, ref.to_dict(), target), queue=QUEUE).set(
             task_id=first_id
         )

@@ -3,7 +3,8 @@
 * :func:`embed_batch` (embedded engine, any worker): read the batch by reference, quarantine bad records, cut
   passages, embed, and spool documents plus vectors to a file beside the index.
 * :func:`write_batch` (embedded engine, the single writer): upsert a spool file and commit.
-* :func:`ingest_batch_es` (Elasticsearch, any worker): read, embed and bulk-write with deterministic ``_id``.
+* :func:`ingest_batch_cluster` (Elasticsearch or OpenSearch, any worker): read, embed and bulk-write with
+  deterministic ``_id`` through the one cluster backend.
 
 Every step is idempotent: documents keep their corpus ids, so a batch that runs again overwrites its own
 documents. Errors worth retrying (a busy index lock, a cluster that is unreachable or answers 429/5xx, a broker
@@ -33,7 +34,9 @@ __all__ = [
     "TRANSIENT_STATUS",
     "embed_batch",
     "write_batch",
+    "ingest_batch_cluster",
     "ingest_batch_es",
+    "cluster_for_worker",
     "load_worker_encoder",
 ]
 
@@ -171,45 +174,47 @@ def write_batch(embedded: dict[str, Any], index: str) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=4)
-def _es_backend(alias: str) -> tuple[Any, Any]:
-    """``(ESConfig, ElasticsearchBackend)`` from the worker's environment, once per process."""
-    from es_biomed.backends.elasticsearch import ElasticsearchBackend, ESConfig, make_client
+def cluster_for_worker(engine: str, alias: str) -> Any:
+    """The cluster backend of ``engine`` (``es`` / ``elasticsearch`` or ``opensearch``) for ``alias``, from the
+    worker's environment, once per worker process. The clients are thread-safe but not fork-safe: this is first
+    called inside the pool process (and ``workers.app`` clears it when a process starts), never before the fork."""
+    from es_biomed.backends.cluster import connect_cluster
 
-    cfg = ESConfig.from_env(alias=alias)
-    return cfg, ElasticsearchBackend(make_client(cfg), alias=cfg.alias, config=cfg)
+    return connect_cluster(engine, alias)
 
 
-def ingest_batch_es(ref: BatchRef, alias: str, encoder: str | Encoder, sink: Any) -> dict[str, Any]:
-    """Read, validate, embed and bulk-index one batch into Elasticsearch (alias from ``es setup``).
+def ingest_batch_cluster(ref: BatchRef, engine: str, alias: str, encoder: str | Encoder, sink: Any) -> dict[str, Any]:
+    """Read, validate, embed and bulk-index one batch into Elasticsearch or OpenSearch (alias from ``setup``),
+    through the one cluster backend the CLI uses (deterministic ``_id``: the corpus ids).
 
-    Documents Elasticsearch rejects for good (mapping errors...) go to ``sink`` with their source location;
-    throttling that outlives the bulk helper's own retries, connection errors and 5xx answers raise
-    :class:`TransientBackendError`, so the whole batch is retried (the ids make that safe).
+    Documents the cluster rejects for good (a mapping conflict, a dims mismatch...) go to ``sink`` with their source
+    location and the reason, never retried; throttling that outlives the bulk helper's own retries (429), connection
+    errors and 5xx answers raise :class:`TransientBackendError`, so the whole batch is retried with backoff (the ids
+    make that safe). Messages are redacted: no credential reaches a log or Redis.
     """
-    import elasticsearch
-
     from es_biomed.errors import ClusterUnavailableError
 
     started = time.time()
     before = sink.count
     docs = read_batch(ref, on_error="quarantine", sink=sink)
     encoder = load_worker_encoder(encoder) if isinstance(encoder, str) else encoder
-    cfg, backend = _es_backend(alias)
+    backend = cluster_for_worker(engine, alias)
+    dialect = backend.dialect
     try:
         report = backend.index_documents(docs, encoder, batch_size=max(1, len(docs)), refresh=False)
-    except (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout, ClusterUnavailableError) as exc:
+    except (*dialect.connection_errors(), ClusterUnavailableError) as exc:
         # the backend names the URL (redacted) and the documents written before; the ids make a retry safe
-        raise TransientBackendError(f"Elasticsearch unreachable: {cfg.redact(str(exc))}") from None
-    except elasticsearch.ApiError as exc:
-        if exc.status_code in TRANSIENT_STATUS:
-            raise TransientBackendError(
-                f"Elasticsearch answered {exc.status_code}: {cfg.redact(str(exc.message))}"
-            ) from None
+        raise TransientBackendError(f"{dialect.display} unreachable: {backend.redact(str(exc))}") from None
+    except dialect.api_error() as exc:
+        status = dialect.status_of(exc)
+        if status is not None and (status in TRANSIENT_STATUS or status >= 500):
+            raise TransientBackendError(f"{dialect.display} answered {status}: {backend.redact(str(exc))}") from None
         raise
-    throttled = [f for f in report.failed if f.get("status") in TRANSIENT_STATUS]
+    throttled = [f for f in report.failed if f.get("status") in TRANSIENT_STATUS or (f.get("status") or 0) >= 500]
     if throttled:
         raise TransientBackendError(
-            f"{len(throttled)} documents still throttled after the bulk retries (first: {throttled[0]['id']})"
+            f"{len(throttled)} documents still throttled or refused by an overloaded node after the bulk retries "
+            f"(first: {throttled[0]['id']}, status {throttled[0]['status']})"
         )
     origins = {d.id: d.origin for d in docs}
     for f in report.failed:
@@ -218,7 +223,7 @@ def ingest_batch_es(ref: BatchRef, alias: str, encoder: str | Encoder, sink: Any
             origin.path if origin else ref.path,
             origin.line if origin else ref.first_line,
             "(document)",
-            f"Elasticsearch rejected document {f['id']!r} (status {f['status']}): {f['error']}",
+            f"{dialect.display} rejected document {f['id']!r} (status {f['status']}): {f['error']}",
         )
         sink.reject(err, None)
     return {
@@ -228,3 +233,8 @@ def ingest_batch_es(ref: BatchRef, alias: str, encoder: str | Encoder, sink: Any
         "started": started,
         "finished": time.time(),
     }
+
+
+def ingest_batch_es(ref: BatchRef, alias: str, encoder: str | Encoder, sink: Any) -> dict[str, Any]:
+    """:func:`ingest_batch_cluster` into Elasticsearch."""
+    return ingest_batch_cluster(ref, "es", alias, encoder, sink)

@@ -90,8 +90,9 @@ def test_celery_settings_are_json_only_and_late_acking():
 
 
 def test_target_rejects_unknown_backend():
-    with pytest.raises(ValueError, match="backend must be 'local' or 'es'"):
+    with pytest.raises(ValueError, match="backend must be 'local', 'es' or 'opensearch'"):
         Target("solr", "x", "minilm")  # type: ignore[arg-type]
+    assert Target("opensearch", "es-biomed", "minilm").backend == "opensearch"  # issue 22: both engines
 
 
 @pytest.mark.parametrize(

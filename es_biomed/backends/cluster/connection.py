@@ -88,7 +88,11 @@ class ClusterConnection:
         dialect.check_server(backend._info, redact(cfg.url))
         return backend
 
-    def _redact(self, text: str) -> str:
+    def redact(self, text: str) -> str:
+        """``text`` with this connection's credentials (and any URL's user-info) hidden."""
+        return self.config.redact(text) if self.config else redact(text)
+
+    def _redact(self, text: str) -> str:  # the name the other methods use
         return self.config.redact(text) if self.config else redact(text)
 
     def _url(self) -> str:
