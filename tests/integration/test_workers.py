@@ -24,52 +24,11 @@ pytest.importorskip("torch")
 from es_biomed.backends.embedded.index import EmbeddedIndex  # noqa: E402
 from es_biomed.ingest.jobs import DeadLetterStore, Target, batch_task_ids, job_status, submit_job  # noqa: E402
 from es_biomed.ingest.queue import QUEUE, WRITE_QUEUE, make_app  # noqa: E402
+from tests.celery_workers import RESTORE, VISIBILITY, Worker, wait_for  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 pytestmark = pytest.mark.integration
-
-#: Seconds before kombu redelivers the message of a vanished worker, and between its restore sweeps.
-VISIBILITY, RESTORE = 20, 1
-
-
-class Worker:
-    """A ``celery worker`` in its own process group (so SIGKILL can take the main process and its children)."""
-
-    def __init__(self, env: dict[str, str], queue: str, name: str, log_dir: Path, concurrency: int = 1) -> None:
-        self.args = [
-            sys.executable, "-m", "celery", "-A", "workers.app", "worker",
-            "-Q", queue, "-c", str(concurrency), "-n", f"{name}@%h",
-            "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
-        ]  # fmt: skip
-        self.env, self.log = env, log_dir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Worker:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL the whole worker (main process and pool children)."""
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
 @pytest.fixture
@@ -111,16 +70,6 @@ def cord_sample(shared_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("cord") / "corpus.jsonl"
     out.write_bytes(b"".join(lines))
     return out, [json.loads(x)["_id"] for x in lines]
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def wait_finished(app, job_id: str, timeout: float = 240):
