@@ -8,7 +8,7 @@ SAMPLE := data/scifact-sample
 DEMO_INDEX := indexes/scifact-sample
 DEMO_QUERY ?= Ribosomopathies have a low degree of cell and tissue specific pathology.
 
-.PHONY: demo docs test test-fp32 cpu-report test-unit test-live test-cov check bench clean opensearch opensearch-stop elasticsearch elasticsearch-stop engines engines-stop
+.PHONY: demo docs test test-fp32 cpu-report test-unit test-live test-cov check bench clean opensearch opensearch-stop elasticsearch elasticsearch-stop engines engines-stop opensearch-cluster opensearch-cluster-stop elasticsearch-cluster elasticsearch-cluster-stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -96,6 +96,23 @@ elasticsearch-stop:
 engines: opensearch elasticsearch
 
 engines-stop: opensearch-stop elasticsearch-stop
+
+# Real multi-node clusters from the same jars (tests/engines/*/cluster.sh): NODES nodes on 127.0.0.1 (default 3,
+# 512 MB heap each), each with its own state dir, ports and PID file under .engines/<engine>-cluster/node-I/, waited
+# on until green; the URLs are printed comma-separated (OPENSEARCH_URL / ES_URL take that list as it is).
+NODES ?= 3
+
+opensearch-cluster:
+	@tests/engines/opensearch/cluster.sh start $(NODES)
+
+opensearch-cluster-stop:
+	@tests/engines/opensearch/cluster.sh stop
+
+elasticsearch-cluster:
+	@tests/engines/elasticsearch/cluster.sh start $(NODES)
+
+elasticsearch-cluster-stop:
+	@tests/engines/elasticsearch/cluster.sh stop
 
 # eland's environment for `es-biomed export eland` (docs/eland.md): eland[pytorch] 9.2 with the torch it pins (2.7.1,
 # the libtorch of Elasticsearch 9.2), from requirements/eland.txt, in .venv-eland/ apart from .venv/ (whose torch is

@@ -19,8 +19,10 @@ ALIAS = "es-biomed"
 class FakeES:
     """State of the fake cluster: one index behind the alias, and scripted bulk answers."""
 
-    def __init__(self, dims: int, fingerprint: str, unavailable_bulks: int = 0) -> None:
+    def __init__(self, dims: int, fingerprint: str, unavailable_bulks: int = 0, data_nodes: int = 1) -> None:
         self.lock = threading.Lock()
+        #: What ``GET _cluster/health`` reports as the number of (data) nodes.
+        self.data_nodes = data_nodes
         #: The first ``unavailable_bulks`` bulk requests are answered 503 as a whole (an overloaded cluster).
         self.unavailable_bulks = unavailable_bulks
         self.requests: list[tuple[str, str, object]] = []
@@ -40,6 +42,9 @@ class FakeES:
             if not self.alias_exists:
                 return 404, {"error": "alias missing", "status": 404}
             return 200, {f"{ALIAS}-v1": {"aliases": {ALIAS: {}}}}
+        if path == "/_cluster/health":
+            n = self.data_nodes
+            return 200, {"cluster_name": "fake", "status": "green", "number_of_nodes": n, "number_of_data_nodes": n}
         if path.startswith("/_index_template/") or path.startswith("/_scripts/"):
             return 200, {"acknowledged": True}
         if path.startswith(f"/{ALIAS}-v*"):

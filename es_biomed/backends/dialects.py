@@ -7,7 +7,13 @@ what the engines do differently (SQLAlchemy's dialect pattern):
   and its exception classes;
 * the index template (``mappings/templates/`` or ``mappings/opensearch/``): ``dense_vector`` vs ``knn_vector``;
 * the stored search template's mustache source, and the compiler's dialect (cosine script, kNN clause);
-* how the server identifies itself, and the command that starts a local node.
+* how the server identifies itself, and the commands that start a local node or cluster.
+
+Several node URLs: the client gets every URL of :attr:`ClusterConfig.urls` as its hosts. On a connection error
+or a timeout it marks that node dead and sends the request to the next one (``max_retries`` at least the number of
+URLs, ``retry_on_timeout``), so one dead node costs a refused connection, not a failed request. No sniffing: the
+URLs given are the ones that reach the cluster, while the addresses a cluster publishes (``_nodes/http``) are often
+unreachable behind Docker, NAT, a proxy or a cloud load balancer, and sniffing would add nodes nobody listed.
 
 What a given *cluster* can do (modules installed, license) is detected at run time: :class:`Capabilities`.
 """
@@ -124,6 +130,9 @@ class Dialect:
     dims_key: str
     #: What starts a local single-node cluster from this repository.
     start_command: str
+    #: What starts a local multi-node cluster from this repository: the script, and its make target.
+    cluster_start_command: str
+    cluster_make_target: str
 
     def module(self) -> Any:
         return require(self.client_module, self.extra)
@@ -133,6 +142,11 @@ class Dialect:
 
     def make_client(self, cfg: Any) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    @staticmethod
+    def retry_kwargs(cfg: Any) -> dict[str, Any]:
+        """Retries that fail over: at least one try per listed node (3 at the least), timeouts included."""
+        return {"max_retries": max(3, len(cfg.urls)), "retry_on_timeout": True}
 
     def check_server(self, info: dict[str, Any], url: str) -> str:
         """Refuse a server of the other engine or of an unsupported version; return the version string."""
@@ -182,17 +196,19 @@ class ElasticsearchDialect(Dialect):
     mappings_folder = "templates"
     dims_key = "dims"
     start_command = "make elasticsearch"
+    cluster_start_command = "tests/engines/elasticsearch/cluster.sh start"
+    cluster_make_target = "make elasticsearch-cluster"
 
     def make_client(self, cfg: Any) -> Any:
         es = self.module()
-        kwargs: dict[str, Any] = {"request_timeout": cfg.request_timeout, "max_retries": 3, "retry_on_timeout": True}
+        kwargs: dict[str, Any] = {"request_timeout": cfg.request_timeout, **self.retry_kwargs(cfg)}
         if cfg.api_key:
             kwargs["api_key"] = cfg.api_key
         elif cfg.username:
             kwargs["basic_auth"] = (cfg.username, cfg.password or "")
         if cfg.ca_certs:
             kwargs["ca_certs"] = cfg.ca_certs
-        return es.Elasticsearch(cfg.url, **kwargs)
+        return es.Elasticsearch(list(cfg.urls), **kwargs)
 
     def check_server(self, info: dict[str, Any], url: str) -> str:
         version = info.get("version", {})
@@ -240,25 +256,26 @@ class OpenSearchDialect(Dialect):
     mappings_folder = "opensearch"
     dims_key = "dimension"
     start_command = "make opensearch"
+    cluster_start_command = "tests/engines/opensearch/cluster.sh start"
+    cluster_make_target = "make opensearch-cluster"
 
     def make_client(self, cfg: Any) -> Any:
         osp = self.module()
         kwargs: dict[str, Any] = {
             "timeout": cfg.request_timeout,
-            "max_retries": 3,
-            "retry_on_timeout": True,
+            **self.retry_kwargs(cfg),
             "retry_on_status": (502, 503, 504),
         }
         if cfg.username:
             kwargs["http_auth"] = (cfg.username, cfg.password or "")
-        if cfg.url.startswith("https"):
+        if any(u.startswith("https") for u in cfg.urls):
             kwargs["use_ssl"] = True
             kwargs["verify_certs"] = True
             if cfg.ca_certs:
                 kwargs["ca_certs"] = cfg.ca_certs
         if cfg.api_key:
             kwargs["headers"] = {"Authorization": f"ApiKey {cfg.api_key}"}
-        return osp.OpenSearch(hosts=[cfg.url], **kwargs)
+        return osp.OpenSearch(hosts=list(cfg.urls), **kwargs)
 
     def check_server(self, info: dict[str, Any], url: str) -> str:
         version = info.get("version", {})

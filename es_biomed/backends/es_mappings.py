@@ -80,6 +80,8 @@ def index_template(
     engine: str = "elasticsearch",
     analyzer: str = "english",
     default_pipeline: str | None = None,
+    shards: int | None = None,
+    replicas: int | None = None,
 ) -> dict[str, Any]:
     """The ``PUT _index_template/<name>`` body, with vector dims and the encoder identity in ``_meta``.
 
@@ -93,10 +95,23 @@ def index_template(
         engine: ``elasticsearch`` (``mappings/templates/``) or ``opensearch`` (``mappings/opensearch/``).
         analyzer: Analyzer of the text fields, one of :data:`TEXT_ANALYZERS`.
         default_pipeline: Set ``index.default_pipeline`` (the in-cluster embedding pipeline).
+        shards: ``index.number_of_shards`` (default: the engine's, 1).
+        replicas: ``index.number_of_replicas``, in place of the template's ``auto_expand_replicas: 0-1`` (one
+            replica where a second node can hold it, so a single node stays green).
+
+    Raises:
+        EsBiomedError: an unknown analyzer, fewer than 1 shard or fewer than 0 replicas.
+
+    Example:
+        >>> index_template(384, shards=3, replicas=1)["template"]["settings"]
+        {'max_rescore_window': 10000, 'refresh_interval': '1s', 'number_of_shards': 3, 'number_of_replicas': 1}
     """
     dialect = get_dialect(engine)
     if analyzer not in TEXT_ANALYZERS:
         raise EsBiomedError(f"analyzer must be one of {TEXT_ANALYZERS}, got {analyzer!r}")
+    for name, value, least in (("shards", shards, 1), ("replicas", replicas, 0)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise EsBiomedError(f"{name} must be a whole number >= {least}, got {value!r}")
     body = copy.deepcopy(_load_json(f"{dialect.mappings_folder}/{TEMPLATE_NAME}.json"))
     body["index_patterns"] = [f"{alias}-v*"]
     body["priority"] = template_priority(alias)
@@ -109,9 +124,15 @@ def index_template(
     props["passages"]["properties"]["text"]["analyzer"] = analyzer
     if encoder is not None:
         mappings["_meta"]["encoder"] = dict(encoder)
+    settings = body["template"]["settings"]
+    index_settings = settings["index"] if "index" in settings else settings
     if default_pipeline:
-        settings = body["template"]["settings"]
-        (settings["index"] if "index" in settings else settings)["default_pipeline"] = default_pipeline
+        index_settings["default_pipeline"] = default_pipeline
+    if shards is not None:
+        index_settings["number_of_shards"] = shards
+    if replicas is not None:
+        index_settings.pop("auto_expand_replicas", None)
+        index_settings["number_of_replicas"] = replicas
     return body
 
 

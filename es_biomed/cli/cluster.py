@@ -20,8 +20,9 @@ def _cluster_group(backend: str, engine: str, env: str, start: str) -> click.Gro
 
     @click.group(
         name=backend,
-        help=f"{engine} cluster administration (connection from {env}_URL, {env}_USERNAME / "
-        f"{env}_PASSWORD or {env}_API_KEY, {env}_CA_CERTS). `{start}` starts a local node.",
+        help=f"{engine} cluster administration (connection from {env}_URL: one URL or several nodes' URLs, "
+        f"comma-separated; {env}_USERNAME / {env}_PASSWORD or {env}_API_KEY, {env}_CA_CERTS). `{start}` starts a "
+        f"local node, `{start}-cluster` a local 3-node cluster.",
     )
     def group() -> None:
         pass
@@ -45,6 +46,19 @@ def _cluster_group(backend: str, engine: str, env: str, start: str) -> click.Gro
         help="Analyzer of the text fields (default: english where the cluster has analysis-common, else standard).",
     )
     @click.option(
+        "--shards",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Primary shards of each index (template setting; default: 1).",
+    )
+    @click.option(
+        "--replicas",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Replicas of each shard (template setting; default: auto_expand_replicas 0-1). A warning names the "
+        "numbers when the cluster has too few data nodes to hold them (the index stays yellow).",
+    )
+    @click.option(
         "--pipeline-model-id",
         default=None,
         help="Also install the in-cluster embedding pipeline for this eland-uploaded model id (Elasticsearch ML).",
@@ -60,6 +74,8 @@ def _cluster_group(backend: str, engine: str, env: str, start: str) -> click.Gro
         encoder: str | None,
         index_options: str | None,
         analyzer: str | None,
+        shards: int | None,
+        replicas: int | None,
         pipeline_model_id: str | None,
         kibana_url: str | None,
     ) -> None:
@@ -68,7 +84,14 @@ def _cluster_group(backend: str, engine: str, env: str, start: str) -> click.Gro
             opts = json.loads(index_options) if index_options else None
             enc = load_encoder_for(encoder)
             es = cluster_backend(alias, backend)
-            result = es.setup(enc.info, index_options=opts, pipeline_model_id=pipeline_model_id, analyzer=analyzer)
+            result = es.setup(
+                enc.info,
+                index_options=opts,
+                pipeline_model_id=pipeline_model_id,
+                analyzer=analyzer,
+                shards=shards,
+                replicas=replicas,
+            )
             if kibana_url:
                 from es_biomed.kibana import default_ndjson_path, import_saved_objects
 

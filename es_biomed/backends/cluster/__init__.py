@@ -16,7 +16,15 @@ from es_biomed.backends.cluster.bulk import (
     document_source,
     reindex_body,
 )
-from es_biomed.backends.cluster.config import CLUSTER_ENGINES, ClusterConfig, check_url, redact, url_password
+from es_biomed.backends.cluster.config import (
+    CLUSTER_ENGINES,
+    ClusterConfig,
+    check_url,
+    check_urls,
+    redact,
+    split_urls,
+    url_password,
+)
 
 __all__ = [
     "CLUSTER_ENGINES",
@@ -26,9 +34,11 @@ __all__ = [
     "ClusterConfig",
     "bulk_actions",
     "check_url",
+    "check_urls",
     "connect_cluster",
     "document_source",
     "redact",
     "reindex_body",
+    "split_urls",
     "url_password",
 ]

@@ -22,6 +22,7 @@ from es_biomed.backends.es_mappings import (
 )
 from es_biomed.encode.base import EncoderInfo
 from es_biomed.errors import (
+    ClusterAuthError,
     ClusterError,
 )
 
@@ -55,7 +56,13 @@ class IndexLifecycle(ClusterConnection):
         return TEMPLATE_NAME if self.alias == ALIAS else self.alias
 
     def _template(
-        self, enc: dict[str, Any], index_options: dict[str, Any] | None, analyzer: str, pipeline: str | None
+        self,
+        enc: dict[str, Any],
+        index_options: dict[str, Any] | None,
+        analyzer: str,
+        pipeline: str | None,
+        shards: int | None = None,
+        replicas: int | None = None,
     ) -> dict[str, Any]:
         return index_template(
             int(enc["dims"]),
@@ -65,6 +72,8 @@ class IndexLifecycle(ClusterConnection):
             engine=self.engine,
             analyzer=analyzer,
             default_pipeline=pipeline,
+            shards=shards,
+            replicas=replicas,
         )
 
     def setup(
@@ -73,23 +82,35 @@ class IndexLifecycle(ClusterConnection):
         index_options: dict[str, Any] | None = None,
         pipeline_model_id: str | None = None,
         analyzer: str | None = None,
+        shards: int | None = None,
+        replicas: int | None = None,
     ) -> dict[str, Any]:
         """Install the index template and the search template, and create ``<alias>-v1`` behind the alias if needed.
 
         Idempotent. Refuses to proceed when the alias already points at an index built with another encoder.
         With ``pipeline_model_id``, installs the in-cluster embedding pipeline and makes it the indices'
         ``index.default_pipeline``. The stored search template is skipped (and reported) on a cluster without
-        ``lang-mustache``. ``analyzer`` defaults to :meth:`default_analyzer`.
+        ``lang-mustache``. ``analyzer`` defaults to :meth:`default_analyzer`. ``shards`` and ``replicas`` go into
+        the template's settings (default: one shard, ``auto_expand_replicas: 0-1``).
+
+        Returns:
+            The alias, its indices, the index created (or None), the template names, and ``warnings`` (also
+            logged): replicas that the cluster's data nodes cannot all hold (the index stays yellow), or shards /
+            replicas given for an alias whose index already exists (they apply to its next version).
         """
         enc = encoder.to_dict() if isinstance(encoder, EncoderInfo) else dict(encoder)
-        if self.indices():
+        existing = self.indices()
+        if existing:
             self.check_encoder(enc)
         caps = self.capabilities()
+        warnings = self._layout_warnings(existing, shards, replicas)
         analyzer = analyzer or self.default_analyzer()
         if pipeline_model_id:
             pipeline = ingest_pipeline(pipeline_model_id, ce_text=self.engine == "elasticsearch")
             self._call(self.client.ingest.put_pipeline, id=PIPELINE_ID, body=pipeline)
-        body = self._template(enc, index_options, analyzer, PIPELINE_ID if pipeline_model_id else None)
+        body = self._template(
+            enc, index_options, analyzer, PIPELINE_ID if pipeline_model_id else None, shards=shards, replicas=replicas
+        )
         self._call(self.client.indices.put_index_template, name=self.template_name(), body=body)
         search_template: bool | str = False
         if caps.search_templates:
@@ -112,7 +133,37 @@ class IndexLifecycle(ClusterConnection):
             "created": created,
             "template": self.template_name(),
             "search_template": search_template,
+            "warnings": warnings,
         }
+
+    def _layout_warnings(self, existing: list[str], shards: int | None, replicas: int | None) -> list[str]:
+        """What ``setup`` warns about (and logs) for the shards and replicas asked for."""
+        warnings = []
+        nodes = self._data_nodes() if replicas else None
+        if replicas and nodes is not None and replicas + 1 > nodes:
+            copies, n_shards = replicas + 1, shards or 1
+            warnings.append(
+                f"{replicas} replica(s) need {copies} data nodes (a shard's primary and each replica on different "
+                f"nodes) but {self.engine} at {self._url()} has {nodes}: the index stays yellow, with "
+                f"{n_shards * (copies - nodes)} of its {n_shards * copies} shard copies unassigned, until "
+                f"{copies - nodes} more data node(s) join" + (f" (or use --replicas {nodes - 1})" if nodes else "")
+            )
+        if existing and (shards is not None or replicas is not None):
+            warnings.append(
+                f"alias {self.alias!r} already has {', '.join(existing)}: the template's shards/replicas apply to the "
+                f"next index version (`es-biomed {self._cli()} reindex`), not to the index that exists"
+            )
+        for w in warnings:
+            logger.warning(w)
+        return warnings
+
+    def _data_nodes(self) -> int | None:
+        """``number_of_data_nodes`` of the cluster health, or None where the user may not read it."""
+        try:
+            return int(self._call(self.client.cluster.health)["number_of_data_nodes"])
+        except (ClusterAuthError, self.dialect.api_error()) as exc:
+            logger.info("cannot read the cluster health (%s); not checking the replicas", type(exc).__name__)
+            return None
 
     def default_analyzer(self) -> str:
         """``english`` where the cluster has analysis-common, else ``standard`` (with a logged notice)."""

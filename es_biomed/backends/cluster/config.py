@@ -1,7 +1,8 @@
 """Connection settings of a cluster: read from the environment, checked, and never shown with their secrets.
 
-``ES_URL`` / ``OPENSEARCH_URL`` (several comma-separated node URLs are allowed by the clients) plus ``_API_KEY``,
-``_USERNAME`` / ``_PASSWORD``, ``_CA_CERTS`` and ``_ALIAS``. Credentials never appear in logs, reprs or error
+``ES_URL`` / ``OPENSEARCH_URL`` plus ``_API_KEY``, ``_USERNAME`` / ``_PASSWORD``, ``_CA_CERTS`` and ``_ALIAS``.
+The URL may list several nodes of one cluster, comma-separated (``http://h1:9200,http://h2:9200``): each is checked,
+the client gets them all and fails over to the live ones. Credentials never appear in logs, reprs or error
 messages: :func:`redact` hides a URL's whole user-info and any secret given.
 """
 
@@ -22,13 +23,14 @@ from es_biomed.errors import (
     ClusterError,
 )
 
-__all__ = ["CLUSTER_ENGINES", "ClusterConfig", "check_url", "redact", "url_password"]
+__all__ = ["CLUSTER_ENGINES", "ClusterConfig", "check_url", "check_urls", "redact", "split_urls", "url_password"]
 
 
 # A URL's user-info is everything between ``scheme://`` and the LAST ``@`` of the authority (the authority ends at
 # ``/``, ``?``, ``#``): URL parsers (urllib's ``rpartition("@")``, urllib3) read ``http://u:p@ss@host`` as user ``u``,
 # password ``p@ss``, host ``host``, so the redaction must not stop at the first ``@``.
 _USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\s]*@")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
 def redact(text: str, *secrets: str | None) -> str:
@@ -73,8 +75,52 @@ def check_url(url: object, name: str = "url") -> None:
     if why:
         raise ClusterError(
             f"{name} is not a usable cluster URL: {why}. Expected e.g. http://localhost:9200 or "
-            "https://user:password@host:9200 (the value is not shown: it may hold a password)"
+            "https://user:password@host:9200, several nodes as http://h1:9200,http://h2:9200 (the value is not "
+            "shown: it may hold a password)"
         )
+
+
+def split_urls(value: str) -> list[str]:
+    """The node URLs of a comma-separated list, as written (nothing stripped).
+
+    A comma splits only where a URL with its own scheme follows, so a password that holds a comma stays whole.
+
+    Example:
+        >>> split_urls("http://h1:9200,https://u:p,w@h2:9200")
+        ['http://h1:9200', 'https://u:p,w@h2:9200']
+        >>> split_urls("http://h1:9200,,http://h2:9200")
+        ['http://h1:9200', '', 'http://h2:9200']
+    """
+    out: list[str] = []
+    for piece in value.split(","):
+        if out and piece and not _SCHEME.match(piece):
+            out[-1] += "," + piece
+        else:
+            out.append(piece)
+    return out
+
+
+def check_urls(value: object, name: str = "url") -> tuple[str, ...]:
+    """The URLs of ``value`` (one URL, or several comma-separated), each checked as :func:`check_url` does.
+
+    A single URL gets exactly the messages of :func:`check_url`; in a list, the entry at fault is named
+    (``OPENSEARCH_URL entry 2 of 3 is not a usable cluster URL: ...``), never its value.
+
+    Raises:
+        ClusterError: an entry is empty or unusable.
+    """
+    if not isinstance(value, str):
+        check_url(value, name)
+    urls = split_urls(str(value))
+    for i, url in enumerate(urls, 1):
+        where = name if len(urls) == 1 else f"{name} entry {i} of {len(urls)}"
+        if not url:
+            raise ClusterError(
+                f"{where} is not a usable cluster URL: it is empty (two commas in a row, or a comma at an end). "
+                "Expected comma-separated URLs, e.g. http://h1:9200,http://h2:9200"
+            )
+        check_url(url, where)
+    return tuple(urls)
 
 
 def url_password(url: str) -> str | None:
@@ -88,6 +134,8 @@ def url_password(url: str) -> str | None:
 @dataclass(frozen=True)
 class ClusterConfig:
     """Connection settings for one engine. ``repr`` never shows the API key or the password.
+
+    ``url`` may name several nodes of the cluster, comma-separated; :attr:`urls` lists them.
 
     Example:
         >>> ClusterConfig("https://u:p@es:9200", password="p")
@@ -104,7 +152,12 @@ class ClusterConfig:
     engine: str = "elasticsearch"
 
     def __post_init__(self) -> None:
-        check_url(self.url)
+        check_urls(self.url)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The node URLs: :attr:`url` split at its commas (one element for a single URL)."""
+        return tuple(split_urls(self.url))
 
     def __repr__(self) -> str:
         return (
@@ -141,13 +194,14 @@ class ClusterConfig:
                 f"no {dialect.display} URL: set {p}_URL (and {p}_USERNAME/{p}_PASSWORD or {p}_API_KEY if the cluster "
                 f"needs them); `{dialect.start_command}` starts a local node and prints its URL"
             )
-        check_url(values["url"], "url" if overrides.get("url") is not None else f"{p}_URL")
+        check_urls(values["url"], "url" if overrides.get("url") is not None else f"{p}_URL")
         return cls(**values)
 
     def redact(self, text: str) -> str:
-        """``text`` without the URL user-info, the API key, the password, nor the password inside :attr:`url`."""
-        in_url = url_password(self.url)
-        return redact(text, self.api_key, self.password, in_url, unquote(in_url) if in_url else None)
+        """``text`` without the URL user-info, the API key, the password, nor the password inside any of
+        :attr:`urls`."""
+        in_urls = [p for p in map(url_password, self.urls) if p]
+        return redact(text, self.api_key, self.password, *in_urls, *map(unquote, in_urls))
 
 
 #: CLI / Searcher backend names of the cluster engines.

@@ -77,7 +77,8 @@ class ClusterConnection:
         """A backend for ``cfg`` after checking that the server answers and is the engine ``cfg`` names.
 
         Raises:
-            ClusterUnavailableError: nothing answers at the URL (the message names it and the start command).
+            ClusterUnavailableError: nothing answers at the URL, or at any of the URLs (the message names them all
+                and the command that starts a local node or cluster).
             ClusterAuthError: the credentials were refused (they are never printed).
             ClusterError: the server is the other engine, or a version the installed client cannot talk to.
         """
@@ -85,7 +86,7 @@ class ClusterConnection:
         client = dialect.make_client(cfg)
         backend = cls(client, alias=cfg.alias, dialect=dialect, config=cfg, **kwargs)
         backend._info = dict(backend._call(client.info))
-        dialect.check_server(backend._info, redact(cfg.url))
+        dialect.check_server(backend._info, backend._url())
         return backend
 
     def redact(self, text: str) -> str:
@@ -96,7 +97,7 @@ class ClusterConnection:
         return self.config.redact(text) if self.config else redact(text)
 
     def _url(self) -> str:
-        return redact(self.config.url) if self.config else "the cluster"
+        return ", ".join(redact(u) for u in self.config.urls) if self.config else "the cluster"
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Call the client, turning connection, authentication and product errors into clear es-biomed errors."""
@@ -104,6 +105,12 @@ class ClusterConnection:
         try:
             return fn(*args, **kwargs)
         except d.connection_errors() as exc:
+            if self.config and len(self.config.urls) > 1:
+                raise ClusterUnavailableError(
+                    f"no {d.display} node answers at any of the {len(self.config.urls)} URLs {self._url()} "
+                    f"({type(exc).__name__}); start a local cluster with `{d.cluster_start_command}` (or "
+                    f"`{d.cluster_make_target}`) and set {d.env_prefix}_URL to the URLs it prints"
+                ) from None
             raise ClusterUnavailableError(
                 f"no {d.display} answers at {self._url()} ({type(exc).__name__}); start a local node with "
                 f"`{d.start_command}` and set {d.env_prefix}_URL to the URL it prints"

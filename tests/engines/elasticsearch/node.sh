@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A real single-node Elasticsearch 9 for the tests, from Maven Central jars (see README.md).
 #
-#   node.sh start [STATE_DIR]   start (or reuse) the node; the URL is the last line on stdout
+#   node.sh start [STATE_DIR] [-Ekey=value ...]   start (or reuse) the node; the URL is the last line on stdout
+#   node.sh launch [STATE_DIR] [-Ekey=value ...]  start the JVM, print its PID, do not wait (cluster.sh)
+#   node.sh pid   [STATE_DIR]   print the PID of the running node (exit 1 if none)
 #   node.sh stop  [STATE_DIR]   TERM, 30 s, then KILL
 #   node.sh clean [STATE_DIR]   stop + delete STATE_DIR
 #   node.sh url   [STATE_DIR]   print the URL of the running node (exit 1 if none)
@@ -11,13 +13,21 @@
 # STATE_DIR defaults to <repo root>/.engines/elasticsearch; data is kept there between restarts.
 # Environment: ES_JAVA (a java >= 21; else $JAVA_HOME/bin/java when that is 21+, else Temurin 25 under
 # /usr/lib/jvm, else any 21+ found there or on PATH), ES_HEAP (default 1g), ES_JAVA_OPTS (extra JVM flags),
-# ES_SETTINGS (extra "key=value key=value" node settings), ES_START_TIMEOUT (seconds, default 180).
+# ES_SETTINGS (extra "key=value key=value" node settings; -Ekey=value arguments come after them),
+# ES_START_TIMEOUT (seconds, default 180).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$HERE/../../.." && pwd)"
 cmd="${1:-}"
 STATE_DIR="${2:-$REPO_ROOT/.engines/elasticsearch}"
+[[ "$STATE_DIR" == -E* ]] && STATE_DIR="$REPO_ROOT/.engines/elasticsearch" && set -- "$1" "" "${@:2}"
+# -Ekey=value arguments after STATE_DIR: node settings, as key=value words for the launcher
+EXTRA_SETTINGS=()
+for a in "${@:3}"; do
+    [[ "$a" == -E?*=* ]] || { echo "node.sh: expected -Ekey=value, got [$a]" >&2; exit 2; }
+    EXTRA_SETTINGS+=("${a#-E}")
+done
 mkdir -p "$(dirname "$STATE_DIR")"
 STATE_DIR="$(cd "$(dirname "$STATE_DIR")" && pwd)/$(basename "$STATE_DIR")"
 PID_FILE="$STATE_DIR/pid"
@@ -115,8 +125,43 @@ fail_start() {
     exit 1
 }
 
+# Start the JVM in the background (sets pid, writes PID_FILE); the caller has checked that no node runs here.
+launch_jvm() {
+    local java
+    rm -f "$PID_FILE" "$URL_FILE"
+    prepare
+    java="$(find_java)"
+    launcher_main "$java"
+    mkdir -p "$STATE_DIR/logs" "$STATE_DIR/tmp"
+    local heap="${ES_HEAP:-1g}"
+    # shellcheck disable=SC2086
+    (
+        cd "$HERE"
+        exec nohup "$java" \
+            -Xms"$heap" -Xmx"$heap" -Xss1m \
+            -XX:+UseG1GC -XX:-OmitStackTraceInFastThrow \
+            -XX:ErrorFile="$STATE_DIR/logs/hs_err_pid%p.log" \
+            -Djava.io.tmpdir="$STATE_DIR/tmp" \
+            -Dfile.encoding=UTF-8 -Djava.awt.headless=true -Djava.locale.providers=CLDR \
+            -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true -Dio.netty.recycler.maxCapacityPerThread=0 \
+            -Dlog4j.shutdownHookEnabled=false -Dlog4j2.disable.jmx=true -Dlog4j2.formatMsgNoLookups=true \
+            -Des.biomed.state="$STATE_DIR" -Des.path.home="$STATE_DIR" -Des.distribution.type=tar \
+            -Dorg.elasticsearch.nativeaccess.enableVectorLibrary=false \
+            -Des.netty.dir="$HERE/target/modules/transport-netty4" \
+            --module-path "$HERE/target/lib" \
+            --add-modules ALL-MODULE-PATH,jdk.incubator.vector \
+            --enable-native-access=org.elasticsearch.nativeaccess,org.elasticsearch.foreign,org.apache.lucene.core,ALL-UNNAMED \
+            ${ES_JAVA_OPTS:-} \
+            "${MAIN[@]}" "$STATE_DIR" ${ES_SETTINGS:-} "${EXTRA_SETTINGS[@]}" \
+            </dev/null >>"$LOG_FILE" 2>&1
+    ) &
+    pid=$!
+    echo "$pid" >"$PID_FILE"
+    say "started pid $pid (log: $LOG_FILE)"
+}
+
 start_node() {
-    local pid url java deadline
+    local pid url deadline
     if pid="$(live_pid)"; then
         url="$(cat "$URL_FILE" 2>/dev/null || true)"
         if [ -n "$url" ] && healthy "$url"; then
@@ -126,36 +171,7 @@ start_node() {
         fi
         say "pid $pid is running but not healthy yet; waiting"
     else
-        rm -f "$PID_FILE" "$URL_FILE"
-        prepare
-        java="$(find_java)"
-        launcher_main "$java"
-        mkdir -p "$STATE_DIR/logs" "$STATE_DIR/tmp"
-        local heap="${ES_HEAP:-1g}"
-        # shellcheck disable=SC2086
-        (
-            cd "$HERE"
-            exec nohup "$java" \
-                -Xms"$heap" -Xmx"$heap" -Xss1m \
-                -XX:+UseG1GC -XX:-OmitStackTraceInFastThrow \
-                -XX:ErrorFile="$STATE_DIR/logs/hs_err_pid%p.log" \
-                -Djava.io.tmpdir="$STATE_DIR/tmp" \
-                -Dfile.encoding=UTF-8 -Djava.awt.headless=true -Djava.locale.providers=CLDR \
-                -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true -Dio.netty.recycler.maxCapacityPerThread=0 \
-                -Dlog4j.shutdownHookEnabled=false -Dlog4j2.disable.jmx=true -Dlog4j2.formatMsgNoLookups=true \
-                -Des.biomed.state="$STATE_DIR" -Des.path.home="$STATE_DIR" -Des.distribution.type=tar \
-                -Dorg.elasticsearch.nativeaccess.enableVectorLibrary=false \
-                -Des.netty.dir="$HERE/target/modules/transport-netty4" \
-                --module-path "$HERE/target/lib" \
-                --add-modules ALL-MODULE-PATH,jdk.incubator.vector \
-                --enable-native-access=org.elasticsearch.nativeaccess,org.elasticsearch.foreign,org.apache.lucene.core,ALL-UNNAMED \
-                ${ES_JAVA_OPTS:-} \
-                "${MAIN[@]}" "$STATE_DIR" ${ES_SETTINGS:-} \
-                </dev/null >>"$LOG_FILE" 2>&1
-        ) &
-        pid=$!
-        echo "$pid" >"$PID_FILE"
-        say "started pid $pid (log: $LOG_FILE)"
+        launch_jvm
     fi
 
     deadline=$((SECONDS + TIMEOUT))
@@ -186,9 +202,15 @@ case "$cmd" in
     status)
         if live_pid >/dev/null && [ -s "$URL_FILE" ]; then echo "running $(cat "$URL_FILE")"; else echo stopped; exit 3; fi
         ;;
+    launch)
+        if pid="$(live_pid)"; then say "a node already runs in $STATE_DIR (pid $pid)"; exit 1; fi
+        launch_jvm
+        echo "$pid"
+        ;;
+    pid) live_pid || { say "not running ($STATE_DIR)"; exit 1; } ;;
     prepare) prepare ;;
     *)
-        echo "usage: $0 start|stop|clean|url|status [STATE_DIR] | prepare" >&2
+        echo "usage: $0 start|launch [STATE_DIR] [-Ekey=value ...] | stop|clean|url|status|pid [STATE_DIR] | prepare" >&2
         exit 2
         ;;
 esac

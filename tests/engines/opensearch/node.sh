@@ -5,6 +5,8 @@
 #   node.sh stop  [STATE_DIR]                     TERM (30 s), then KILL; exit 0 if nothing runs
 #   node.sh clean [STATE_DIR]                     stop, then delete STATE_DIR
 #   node.sh url   [STATE_DIR]                     print the URL of the running node (exit 1 if none)
+#   node.sh pid   [STATE_DIR]                     print the PID of the running node (exit 1 if none)
+#   node.sh launch [STATE_DIR] [-Ekey=value ...]  start the JVM, print its PID, do not wait (cluster.sh)
 #   node.sh jars                                  only prepare target/lib
 #
 # STATE_DIR defaults to <repo root>/.engines/opensearch and holds data/, logs/, config/, tmp/, node.log,
@@ -14,7 +16,7 @@
 # JAVA_HOME, then java on PATH), OPENSEARCH_HEAP (1g), OPENSEARCH_HTTP_PORTS (9400-9499),
 # OPENSEARCH_TRANSPORT_PORTS (9500-9599), OPENSEARCH_START_TIMEOUT (180 s), MVN (mvn), MVN_ARGS (extra
 # maven arguments, e.g. -Dmaven.repo.local=DIR for a CI cache), OPENSEARCH_CDS (1: use/create the class
-# data sharing archive target/classes.jsa; 0: don't).
+# data sharing archive target/classes.jsa; ro: use it where it exists, never write it; 0: don't).
 # Everything but the URL goes to stderr.
 set -euo pipefail
 
@@ -133,19 +135,9 @@ wait_healthy() {
   return 1
 }
 
-cmd_start() {
-  local pid url t0 t1 secs
-  mkdir -p "$STATE"
-  exec 9>"$STATE/.lock"
-  flock 9  # one `start` at a time per state dir
-  if pid=$(running_pid); then
-    if url=$(wait_healthy "$pid"); then
-      log "already running: pid $pid, $url"
-      echo "$url"
-      return 0
-    fi
-    die "pid $pid runs but is not healthy within ${START_TIMEOUT} s; see $STATE/node.log (or node.sh stop)"
-  fi
+# Start the JVM of STATE in the background with the default settings, then "$@" (-Ekey=value); sets pid
+# and t0 and writes STATE/pid. The caller holds the lock of STATE and has checked that no node runs there.
+launch_jvm() {
   rm -f "$STATE/pid" "$STATE/url"
   find_java
   prepare_jars
@@ -166,8 +158,12 @@ cmd_start() {
   # Class data sharing (about 40 % off the start-up): the first node to stop cleanly writes the classes it
   # loaded to target/classes.jsa (~100 MB, a few seconds), later starts map it; the JVM rebuilds a stale one.
   # Logging off: with --add-modules the JDK's base archive always reports a harmless module mismatch.
+  # `ro` (the cluster's nodes, which start and stop together): map an existing archive, never write one.
   if [ "${OPENSEARCH_CDS:-1}" = 1 ]; then
     jvm+=(-XX:+AutoCreateSharedArchive -XX:SharedArchiveFile="$HERE/target/classes.jsa" -Xlog:cds=off)
+    [ "$JAVA_MAJOR" -ge 24 ] && jvm+=(-Xlog:aot=off)
+  elif [ "${OPENSEARCH_CDS:-1}" = ro ] && [ -f "$HERE/target/classes.jsa" ]; then
+    jvm+=(-XX:SharedArchiveFile="$HERE/target/classes.jsa" -Xlog:cds=off)
     [ "$JAVA_MAJOR" -ge 24 ] && jvm+=(-Xlog:aot=off)
   fi
   # Java 23+ warns at run time about sun.misc.Unsafe memory access (Guava, Netty, ...)
@@ -185,6 +181,22 @@ cmd_start() {
     </dev/null >>"$STATE/node.log" 2>&1 9>&-) &
   pid=$!
   echo "$pid" >"$STATE/pid"
+}
+
+cmd_start() {
+  local pid url t0 t1 secs
+  mkdir -p "$STATE"
+  exec 9>"$STATE/.lock"
+  flock 9  # one `start` at a time per state dir
+  if pid=$(running_pid); then
+    if url=$(wait_healthy "$pid"); then
+      log "already running: pid $pid, $url"
+      echo "$url"
+      return 0
+    fi
+    die "pid $pid runs but is not healthy within ${START_TIMEOUT} s; see $STATE/node.log (or node.sh stop)"
+  fi
+  launch_jvm "$@"
   if ! url=$(wait_healthy "$pid"); then
     if kill -0 "$pid" 2>/dev/null; then
       log "not healthy within ${START_TIMEOUT} s: stopping pid $pid"
@@ -224,12 +236,24 @@ cmd_clean() {
   log "deleted $STATE"
 }
 
+cmd_launch() {
+  local pid
+  mkdir -p "$STATE"
+  exec 9>"$STATE/.lock"
+  flock 9
+  if pid=$(running_pid); then die "a node already runs in $STATE (pid $pid)"; fi
+  launch_jvm "$@"
+  echo "$pid"
+}
+
+cmd_pid() { running_pid || die "not running ($STATE)"; }
+
 cmd_url() {
   running_pid >/dev/null && [ -s "$STATE/url" ] || die "not running ($STATE)"
   cat "$STATE/url"
 }
 
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -ge 1 ] || usage
 CMD=$1
@@ -243,6 +267,8 @@ case "$CMD" in
   stop) cmd_stop ;;
   clean) cmd_clean ;;
   url) cmd_url ;;
+  pid) cmd_pid ;;
+  launch) cmd_launch "$@" ;;
   jars) find_java; prepare_jars ;;
   *) usage ;;
 esac
