@@ -15,6 +15,7 @@ __all__ = [
     "RecordError",
     "RejectedRecordsError",
     "EncoderMismatchError",
+    "EncoderSwappedError",
     "IndexLockedError",
     "IndexNotFoundError",
     "IndexCorruptError",
@@ -68,6 +69,11 @@ class RejectedRecordsError(EsBiomedError):
 
 class EncoderMismatchError(ValueError, EsBiomedError):
     """The encoder given does not match the one that built the index."""
+
+
+class EncoderSwappedError(EncoderMismatchError):
+    """A cluster alias now points at an index built with another encoder than the one a query was encoded with
+    (a zero-downtime model change swapped it): load the new index's encoder and encode the query again."""
 
 
 class IndexLockedError(RuntimeError, EsBiomedError):

@@ -9,6 +9,7 @@ import click
 from es_biomed.cli.support import (
     cluster_backend,
     fail,
+    format_option,
     handled_errors,
     load_encoder_for,
 )
@@ -119,21 +120,41 @@ def _cluster_group(backend: str, engine: str, env: str, start: str) -> click.Gro
 
     @group.command(name="reindex")
     @click.option("--index", "alias", default=None, help=f"Alias (default: {env}_ALIAS or es-biomed).")
-    @click.option("--encoder", default=None, help="The index's encoder (default: all-MiniLM-L6-v2).")
+    @click.option(
+        "--encoder",
+        default=None,
+        help="The index's encoder (default: all-MiniLM-L6-v2); with --corpus, the NEW encoder to embed with.",
+    )
+    @click.option(
+        "--corpus",
+        type=click.Path(exists=True),
+        default=None,
+        help="Change the encoder with zero downtime: embed CORPUS with --encoder into the next version, then swap.",
+    )
+    @format_option
     @click.option("--delete-old", is_flag=True, help="Delete the previous index after the alias swap.")
     @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
-    def reindex(alias: str | None, encoder: str | None, delete_old: bool, force: bool) -> None:
+    def reindex(
+        alias: str | None, encoder: str | None, corpus: str | None, fmt: str | None, delete_old: bool, force: bool
+    ) -> None:
         """Copy the alias's index into the next version with the current template (a server-side task, polled)
-        and swap the alias atomically."""
+        and swap the alias atomically. With --corpus, build the next version with another encoder instead (the
+        corpus embedded again), then swap: searches never stop, and none mixes the two encoders."""
         try:
             es = cluster_backend(alias, backend)
             old = es.indices()
             if not force:
-                what = f"reindex {es.alias} ({', '.join(old) or 'no index'}) into a new version" + (
+                how = f"re-embed {corpus} with {encoder or 'the default encoder'} into" if corpus else "reindex into"
+                what = f"{how} a new version of {es.alias} ({', '.join(old) or 'no index'})" + (
                     " and DELETE the old index" if delete_old else ""
                 )
                 click.confirm(what + "?", abort=True)
-            result = es.reindex(load_encoder_for(encoder).info, delete_old=delete_old)
+            if corpus:
+                from es_biomed.corpus.readers import iter_documents
+
+                result = es.reembed(iter_documents(corpus, fmt), load_encoder_for(encoder), delete_old=delete_old)  # type: ignore[arg-type]
+            else:
+                result = es.reindex(load_encoder_for(encoder).info, delete_old=delete_old)
         except handled_errors() as exc:
             raise fail(exc) from exc
         click.echo(json.dumps(result, indent=2))

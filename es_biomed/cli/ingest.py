@@ -39,6 +39,8 @@ def _print_status(st: Any, as_json: bool) -> None:
         f"job {st.job}: {st.done}/{st.batches} batches done, {st.failed} failed, {st.running} running, "
         f"{st.pending} pending; {st.documents} documents written, {st.rejected} records quarantined; {rate}, {eta}"
     )
+    if st.throttled:
+        click.echo(f"  {st.throttled} documents throttled (429) by the cluster and sent again")
     for f in st.failures[:10]:
         click.echo(f"  failed batch {f['batch']} ({f['file']} from line {f['first_line']}): {f['error']}")
 

@@ -224,6 +224,8 @@ class JobStatus:
     pending: int
     documents: int
     rejected: int
+    #: Documents a cluster answered 429 (too many requests) and the bulk helper sent again: backpressure at work.
+    throttled: int
     docs_per_s: float | None
     eta_s: float | None
     failures: list[dict[str, Any]]
@@ -280,7 +282,7 @@ def job_status(app: Any, job_id: str) -> JobStatus:
     ids = [batch_task_ids(job, ref.n) for ref in job.batches]
     metas = _states(app, [t for pair in ids for t in pair if t is not None])
     counts = {"done": 0, "failed": 0, "running": 0, "pending": 0}
-    docs = 0
+    docs = throttled = 0
     started: list[float] = []
     finished: list[float] = []
     left_records = 0
@@ -291,6 +293,7 @@ def job_status(app: Any, job_id: str) -> JobStatus:
         if state == "done" and isinstance(meta.get("result"), dict):
             res = meta["result"]
             docs += int(res.get("written", 0))
+            throttled += int(res.get("throttled", 0))
             started.append(float(res.get("started", job.created)))
             finished.append(float(res.get("finished", time.time())))
         elif state == "failed":
@@ -316,6 +319,7 @@ def job_status(app: Any, job_id: str) -> JobStatus:
         batches=len(job.batches),
         documents=docs,
         rejected=rejected,
+        throttled=throttled,
         docs_per_s=round(rate, 2) if rate else None,
         eta_s=round(eta, 1) if eta is not None else None,
         failures=failures,

@@ -230,6 +230,7 @@ def ingest_batch_cluster(ref: BatchRef, engine: str, alias: str, encoder: str | 
         "read": len(docs),
         "written": report.ok,
         "rejected": sink.count - before,
+        "throttled": report.throttled,
         "started": started,
         "finished": time.time(),
     }

@@ -16,7 +16,7 @@ from es_biomed.backends.cluster import connect_cluster
 from es_biomed.backends.embedded import EmbeddedIndex
 from es_biomed.corpus.types import Run
 from es_biomed.encode.base import Encoder
-from es_biomed.errors import PlanError
+from es_biomed.errors import EncoderSwappedError, PlanError
 from es_biomed.query.cross_stage import CrossScorer
 from es_biomed.query.plan import SearchPlan
 from es_biomed.query.presets import default_plan
@@ -165,11 +165,23 @@ class Searcher:
         return self.engine.search(plan, query_vector, with_sources=with_sources)
 
     def run(self, plan: SearchPlan, with_sources: bool = True) -> SearchResults:
-        """Encode ``plan.query`` (unless the plan is BM25 only) and run the plan."""
+        """Encode ``plan.query`` (unless the plan is BM25 only) and run the plan.
+
+        A cluster alias swapped to an index of another encoder meanwhile (a zero-downtime model change) is followed:
+        the encoder that index records is loaded and the query encoded again, once; a query vector is never sent
+        to another encoder's documents. (An encoder given by the caller is kept: the mismatch is raised.)
+        """
         if self._local_cross_encoder(plan):
             self.cross_encoder_for(plan)  # a missing or broken cross-encoder fails before the query is encoded
-        qvec = self.encoder.encode_queries([plan.query])[0] if plan.mode != "bm25" else None
-        return self.execute(plan, qvec, with_sources=with_sources)
+        for attempt in (0, 1):
+            qvec = self.encoder.encode_queries([plan.query])[0] if plan.mode != "bm25" else None
+            try:
+                return self.execute(plan, qvec, with_sources=with_sources)
+            except EncoderSwappedError:
+                if attempt or self._encoder_arg is not None:
+                    raise
+                self._encoder = None  # the next self.encoder loads (and pins) the new index's encoder
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def search(self, query: str, k: int = 10, with_sources: bool = True, **overrides: Any) -> SearchResults:
         """Search one query; ``overrides`` are :class:`SearchPlan` fields (``mode``, ``window_size``...)."""

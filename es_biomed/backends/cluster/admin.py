@@ -35,12 +35,6 @@ class IndexLifecycle(ClusterConnection):
     """Create, inspect, version and drop the indices behind the alias."""
 
     # ------------------------------------------------------------------ lifecycle
-    def indices(self) -> list[str]:
-        """Concrete indices behind the alias (empty if the alias does not exist)."""
-        if not self._call(self.client.indices.exists_alias, name=self.alias):
-            return []
-        return sorted(self._call(self.client.indices.get_alias, name=self.alias))
-
     def _versions(self) -> list[int]:
         names = self._call(
             self.client.indices.get, index=f"{self.alias}-v*", allow_no_indices=True, expand_wildcards="open"
@@ -224,13 +218,7 @@ class IndexLifecycle(ClusterConnection):
         if not self.capabilities().reindex:
             raise ClusterError(f"{self.engine} at {self._url()} has no reindex module; `_reindex` is unavailable")
         self.check_encoder(enc)
-        self._call(
-            self.client.indices.put_index_template,
-            name=self.template_name(),
-            body=self._template(enc, index_options, analyzer or self.default_analyzer(), None),
-        )
-        new = versioned_index(self.alias, max(self._versions(), default=0) + 1)
-        self._call(self.client.indices.create, index=new)
+        new = self.next_version(enc, index_options, analyzer)
         started = self._call(
             self.client.reindex,
             body=reindex_body(self.alias, new, self.engine, self.capabilities().scripts),
@@ -255,13 +243,7 @@ class IndexLifecycle(ClusterConnection):
             raise ClusterError(
                 f"reindex into {new} had {len(result['failures'])} failures; the alias still points at {old}"
             )
-        actions: list[dict[str, Any]] = [{"remove": {"index": i, "alias": self.alias}} for i in old]
-        actions.append({"add": {"index": new, "alias": self.alias, "is_write_index": True}})
-        self._call(self.client.indices.update_aliases, body={"actions": actions})
-        self._ce_text = False  # the alias now points at another index
-        if delete_old:
-            for i in old:
-                self._call(self.client.indices.delete, index=i)
+        self.swap_alias(old, new, delete_old)
         return {
             "alias": self.alias,
             "from": old,
@@ -270,6 +252,29 @@ class IndexLifecycle(ClusterConnection):
             "copied": result.get("total", 0),
             "deleted_old": delete_old,
         }
+
+    def swap_alias(self, old: list[str], new: str, delete_old: bool = False) -> None:
+        """Point the alias at ``new`` instead of ``old`` in one atomic ``_aliases`` call (searches see one or the
+        other, never neither), then delete ``old`` if asked."""
+        actions: list[dict[str, Any]] = [{"remove": {"index": i, "alias": self.alias}} for i in old]
+        actions.append({"add": {"index": new, "alias": self.alias, "is_write_index": True}})
+        self._call(self.client.indices.update_aliases, body={"actions": actions})
+        self._ce_text = False  # the alias now points at another index
+        if delete_old:
+            for i in old:
+                self._call(self.client.indices.delete, index=i)
+
+    def next_version(self, encoder: dict[str, Any], index_options: dict[str, Any] | None, analyzer: str | None) -> str:
+        """Install the template for ``encoder`` and create the alias's next versioned index (not yet behind the
+        alias); returns its name."""
+        self._call(
+            self.client.indices.put_index_template,
+            name=self.template_name(),
+            body=self._template(encoder, index_options, analyzer or self.default_analyzer(), None),
+        )
+        new = versioned_index(self.alias, max(self._versions(), default=0) + 1)
+        self._call(self.client.indices.create, index=new)
+        return new
 
     def drop(self) -> list[str]:
         """Delete this alias's versioned indices and its index template, each by exact name (no wildcard, which

@@ -43,9 +43,34 @@ from es_biomed.query.es_compile import CE_TEXT_FIELD, compile_search
 from es_biomed.query.plan import SearchPlan, apply_rescore, reciprocal_rank_fusion
 from es_biomed.query.results import Hit, SearchResults
 
-__all__ = ["ClusterBackend", "connect_cluster"]
+__all__ = ["SHARD_RETRIES", "ClusterBackend", "ThrottleCounter", "connect_cluster"]
+
+#: Times a search whose response reports failed shards is sent again (waits of 0.25, 0.5, 1 s): a node that died
+#: takes the cluster a moment to route around.
+SHARD_RETRIES = 3
+SHARD_RETRY_WAIT = 0.25
 
 logger = logging.getLogger(__name__)
+
+
+class ThrottleCounter:
+    """The client as the bulk helper sees it, counting the documents the cluster answered 429 (too many requests)
+    into ``report.throttled``: the helper retries them itself, so without this they would leave no trace."""
+
+    def __init__(self, client: Any, report: BulkReport) -> None:
+        self._client, self._report = client, report
+
+    def bulk(self, *args: Any, **kwargs: Any) -> Any:
+        resp = self._client.bulk(*args, **kwargs)
+        body = resp.body if hasattr(resp, "body") else resp
+        if isinstance(body, dict) and body.get("errors"):
+            self._report.throttled += sum(
+                1 for item in body.get("items", []) if next(iter(item.values()), {}).get("status") == 429
+            )
+        return resp
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
 
 
 class ClusterBackend(IndexLifecycle):
@@ -79,8 +104,12 @@ class ClusterBackend(IndexLifecycle):
         max_backoff: float = 60.0,
         raise_on_error: bool = False,
         refresh: bool = True,
+        index: str | None = None,
     ) -> BulkReport:
         """Embed and bulk-index ``docs``; 429s are retried with capped exponential backoff.
+
+        ``index``: write into this concrete index instead of the alias (a new version being filled before its swap;
+        its mapping's encoder is the one checked).
 
         Returns:
             A :class:`BulkReport`; each failed document is listed with its id, HTTP status and reason.
@@ -91,17 +120,23 @@ class ClusterBackend(IndexLifecycle):
             BulkIndexError: only with ``raise_on_error=True`` (the client library's class).
         """
         helpers = self.dialect.helpers()
-        self.check_encoder(encoder.info)
-        ce_text = self.has_ce_text()
+        target = index or self.alias
+        if index is None:
+            self.check_encoder(encoder.info)
+            ce_text = self.has_ce_text()
+        else:
+            self.check_index_encoder(index, encoder.info)
+            ce_text = CE_TEXT_FIELD in self._mapping(index).get("properties", {})
         t0 = time.perf_counter()
         report = BulkReport()
+        counting = ThrottleCounter(self.client, report)
         batch: list[Document] = []
 
         def flush() -> None:
             texts, blocks = embed_passages(batch, encoder, self.passage_config, encode_batch_size)
-            actions = bulk_actions(batch, blocks, texts, self.alias, ce_text)
+            actions = bulk_actions(batch, blocks, texts, target, ce_text)
             stream = helpers.streaming_bulk(
-                self.client,
+                counting,
                 actions,
                 chunk_size=500,
                 max_retries=max_retries,
@@ -138,7 +173,7 @@ class ClusterBackend(IndexLifecycle):
         if batch:
             flush()
         if refresh:
-            self._call(self.client.indices.refresh, index=self.alias)
+            self._call(self.client.indices.refresh, index=target)
         report.seconds = round(time.perf_counter() - t0, 3)
         if report.failed:
             logger.warning(
@@ -148,6 +183,47 @@ class ClusterBackend(IndexLifecycle):
                 report.failed[0],
             )
         return report
+
+    def reembed(
+        self,
+        docs: Iterable[Document],
+        encoder: Encoder,
+        *,
+        delete_old: bool = False,
+        index_options: dict[str, Any] | None = None,
+        analyzer: str | None = None,
+        batch_size: int = 256,
+    ) -> dict[str, Any]:
+        """Change the alias's encoder with zero downtime: the next version is made for ``encoder`` (its mapping
+        records it), ``docs`` are embedded with it and written there, and only then is the alias swapped, atomically.
+
+        Searches keep going to the old index until the swap; one that was encoded for the old encoder and reaches
+        the swap is refused (:class:`~es_biomed.errors.EncoderSwappedError`, which the Searcher answers by loading
+        the new encoder), never run against the new documents.
+
+        Raises:
+            ClusterError: the alias does not exist, or documents failed (the alias is left on the old index).
+        """
+        old = self.indices()
+        if not old:
+            raise ClusterError(f"alias {self.alias!r} does not exist; run `es-biomed {self._cli()} setup` first")
+        new = self.next_version(encoder.info.to_dict(), index_options, analyzer)
+        report = self.index_documents(docs, encoder, index=new, batch_size=batch_size)
+        if report.failed:
+            raise ClusterError(
+                f"{len(report.failed)} documents failed writing {new} (first: {report.failed[0]}); the alias still "
+                f"points at {', '.join(old)}"
+            )
+        self.swap_alias(old, new, delete_old)
+        return {
+            "alias": self.alias,
+            "from": old,
+            "to": new,
+            "encoder": encoder.info.to_dict(),
+            "written": report.ok,
+            "seconds": report.seconds,
+            "deleted_old": delete_old,
+        }
 
     def delete(self, doc_ids: Iterable[str]) -> int:
         """Delete documents by id; returns how many existed."""
@@ -210,7 +286,7 @@ class ClusterBackend(IndexLifecycle):
             return SearchResults(hits=hits, sources=sources, took_ms=(time.perf_counter() - t0) * 1000)
         self._needs_scripts(plan)
         try:
-            resp = self._call(self.client.search, index=self.alias, body=self.request(plan, vec))
+            resp = self._search_body(self.request(plan, vec))
         except self.dialect.api_error() as exc:
             if plan.mode in ("hybrid", "hybrid_rerank") and self.dialect.status_of(exc) == 403:
                 # the license probe said yes but the cluster refused: remember, tell, and fuse client-side
@@ -224,6 +300,33 @@ class ClusterBackend(IndexLifecycle):
         hits = [Hit(h["_id"], float(h["_score"])) for h in resp["hits"]["hits"]]
         sources = {h["_id"]: h.get("_source", {}) for h in resp["hits"]["hits"]} if with_sources else {}
         return SearchResults(hits=hits, sources=sources, took_ms=(time.perf_counter() - t0) * 1000)
+
+    def _search_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Send ``body`` to :meth:`search_target`; a response with failed shards (a node that just died) is asked again
+        after a short wait, :data:`SHARD_RETRIES` times, and never returned partial; the pinned index gone (deleted
+        after a swap) looks the alias up again."""
+        for attempt in range(SHARD_RETRIES + 1):
+            target = self.search_target()
+            try:
+                resp = self._call(self.client.search, index=target, body=body)
+            except self.dialect.not_found():
+                if target == self.alias or attempt == SHARD_RETRIES:
+                    raise
+                self.repin()  # deleted after an alias swap: follow the alias (or refuse another encoder)
+                continue
+            shards = resp.get("_shards", {})
+            if not shards.get("failed"):
+                return resp  # type: ignore[no-any-return]
+            self.shard_retries += 1
+            reason = (shards.get("failures") or [{}])[0].get("reason", {})
+            logger.warning(
+                "%s: %d of %d shards failed (%s); asking again", target, shards["failed"], shards.get("total"), reason
+            )
+            time.sleep(SHARD_RETRY_WAIT * 2**attempt)
+        raise ClusterError(
+            f"{self.engine}: {shards.get('failed')} of {shards.get('total')} shards of {target} still failed after "
+            f"{SHARD_RETRIES} retries ({self._redact(str(reason))[:300]}); refusing partial results"
+        )
 
     def _hybrid(self, plan: SearchPlan, vec: list[float] | None) -> list[Hit]:
         """RRF of the in-cluster BM25 and kNN top ``window_size`` (as the ``rrf`` retriever), then for
@@ -242,7 +345,7 @@ class ClusterBackend(IndexLifecycle):
             return {}
         field = "passages.embedding" if self.passages else "embedding"
         body = {"query": {"ids": {"values": list(doc_ids)}}, "size": len(doc_ids), "_source": {"includes": [field]}}
-        resp = self._call(self.client.search, index=self.alias, body=body)
+        resp = self._search_body(body)  # the pinned index: vectors of the query's own encoder
         q = np.asarray(query_vector, dtype=np.float32)
         q = q / (np.linalg.norm(q) or 1.0)
         out = {}

@@ -74,9 +74,11 @@ class BulkReport:
     failed: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     written_ids: list[str] = field(default_factory=list, repr=False)
+    #: Documents the cluster answered 429 (too many requests) and the bulk helper sent again.
+    throttled: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "failed": self.failed, "seconds": self.seconds}
+        return {"ok": self.ok, "failed": self.failed, "seconds": self.seconds, "throttled": self.throttled}
 
 
 class BulkInterruptedError(ClusterUnavailableError):

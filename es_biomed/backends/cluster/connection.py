@@ -4,6 +4,7 @@ has, and the encoder identity its mapping records. :class:`~es_biomed.backends.c
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -19,10 +20,14 @@ from es_biomed.errors import (
     ClusterError,
     ClusterUnavailableError,
     EncoderMismatchError,
+    EncoderSwappedError,
 )
 from es_biomed.query.es_compile import CE_TEXT_FIELD
 
-__all__ = ["ClusterConnection"]
+__all__ = ["PIN_RECHECK_SECONDS", "ClusterConnection"]
+
+#: How often a search looks the alias up again, to follow a swap (as the embedded engine's refresh, one second).
+PIN_RECHECK_SECONDS = 1.0
 
 _C = TypeVar("_C", bound="ClusterConnection")
 
@@ -66,6 +71,10 @@ class ClusterConnection:
         self._ce_text = False  # the current index maps ce_text (a yes is kept; a no is asked again)
         self._info: dict[str, Any] | None = None
         self._notices: set[str] = set()
+        self._pin: tuple[str, str | None] | None = None  # (concrete index, encoder fingerprint) searches go to
+        self._pin_checked = 0.0
+        #: Searches sent again because shards had failed (see ``ClusterBackend._search_body``).
+        self.shard_retries = 0
 
     @property
     def engine(self) -> str:
@@ -162,10 +171,25 @@ class ClusterConnection:
             logger.warning(message)
 
     # ------------------------------------------------------------------ identity
-    def _mapping(self) -> dict[str, Any]:
+    def indices(self) -> list[str]:
+        """Concrete indices behind the alias (empty if the alias does not exist)."""
+        if not self._call(self.client.indices.exists_alias, name=self.alias):
+            return []
+        return sorted(self._call(self.client.indices.get_alias, name=self.alias))
+
+    def current_index(self) -> str:
+        """The newest concrete index behind the alias.
+
+        Raises:
+            ClusterError: the alias does not exist (names the setup command).
+        """
         (index,) = self.indices()[-1:] or (None,)
         if index is None:
             raise ClusterError(f"alias {self.alias!r} does not exist; run `es-biomed {self._cli()} setup` first")
+        return index
+
+    def _mapping(self, index: str | None = None) -> dict[str, Any]:
+        index = index or self.current_index()
         return self._call(self.client.indices.get_mapping, index=index)[index]["mappings"]  # type: ignore[no-any-return]
 
     def has_ce_text(self) -> bool:
@@ -176,9 +200,10 @@ class ClusterConnection:
             self._ce_text = CE_TEXT_FIELD in self._mapping().get("properties", {})
         return self._ce_text
 
-    def encoder_meta(self) -> dict[str, Any]:
-        """The encoder recorded in the mapping's ``_meta``, with the mapped vector dims."""
-        mappings = self._mapping()
+    def encoder_meta(self, index: str | None = None) -> dict[str, Any]:
+        """The encoder recorded in the mapping's ``_meta`` (of the alias's index, or of ``index``), with the mapped
+        vector dims."""
+        mappings = self._mapping(index)
         meta = dict(mappings.get("_meta", {}).get("encoder", {}))
         meta["mapped_dims"] = mappings.get("properties", {}).get("embedding", {}).get(self.dialect.dims_key)
         return meta
@@ -189,8 +214,20 @@ class ClusterConnection:
         Raises:
             EncoderMismatchError: names both encoders.
         """
+        index = self.current_index()
+        enc = self.check_index_encoder(index, encoder)
+        self._pin = (index, enc.get("fingerprint"))
+        self._pin_checked = time.monotonic()
+
+    def check_index_encoder(self, index: str, encoder: EncoderInfo | dict[str, Any]) -> dict[str, Any]:
+        """:meth:`check_encoder` against one concrete index (a new version before its swap); returns the encoder's
+        identity as a dict.
+
+        Raises:
+            EncoderMismatchError: names both encoders.
+        """
         enc = encoder.to_dict() if isinstance(encoder, EncoderInfo) else dict(encoder)
-        mine = self.encoder_meta()
+        mine = self.encoder_meta(index)
         if mine.get("mapped_dims") != enc.get("dims"):
             raise EncoderMismatchError(
                 f"alias {self.alias!r} maps {mine.get('mapped_dims')}-dim vectors but encoder {enc.get('name')!r} "
@@ -201,6 +238,40 @@ class ClusterConnection:
                 f"alias {self.alias!r} was built with encoder {mine.get('name')!r} (fingerprint {mine.get('fingerprint')}); "
                 f"got {enc.get('name')!r} (fingerprint {enc.get('fingerprint')})"
             )
+        return enc
+
+    def search_target(self) -> str:
+        """The concrete index a search goes to: the one whose encoder :meth:`check_encoder` checked (the alias when
+        none was). The alias is looked up again at most every :data:`PIN_RECHECK_SECONDS`: a swap to an index of
+        the same encoder moves the searches there, a swap to another encoder's index raises
+        :class:`~es_biomed.errors.EncoderSwappedError`, so no query vector ever meets another encoder's documents.
+        """
+        if self._pin is None:
+            return self.alias
+        if time.monotonic() - self._pin_checked >= PIN_RECHECK_SECONDS:
+            self.repin()
+        return self._pin[0]
+
+    def repin(self) -> None:
+        """Look the alias up now (see :meth:`search_target`).
+
+        Raises:
+            EncoderSwappedError: the alias points at an index built with another encoder.
+        """
+        assert self._pin is not None
+        index, fingerprint = self._pin
+        current = self.current_index()
+        self._pin_checked = time.monotonic()
+        if current == index:
+            return
+        meta = self.encoder_meta(current)
+        if fingerprint and meta.get("fingerprint") != fingerprint:
+            raise EncoderSwappedError(
+                f"alias {self.alias!r} now points at {current}, built with encoder {meta.get('name')!r} (fingerprint "
+                f"{meta.get('fingerprint')}); the query was encoded for {index} (fingerprint {fingerprint}): load the "
+                "new index's encoder and encode it again"
+            )
+        self._pin = (current, fingerprint)
 
     def count(self) -> int:
         return int(self._call(self.client.count, index=self.alias)["count"])
