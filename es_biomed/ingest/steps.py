@@ -231,6 +231,8 @@ def ingest_batch_cluster(ref: BatchRef, engine: str, alias: str, encoder: str | 
         "written": report.ok,
         "rejected": sink.count - before,
         "throttled": report.throttled,
+        "embed_s": round(report.embed_seconds, 3),
+        "bulk_s": round(report.bulk_seconds, 3),
         "started": started,
         "finished": time.time(),
     }

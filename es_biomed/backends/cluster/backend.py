@@ -133,7 +133,10 @@ class ClusterBackend(IndexLifecycle):
         batch: list[Document] = []
 
         def flush() -> None:
+            t_embed = time.perf_counter()
             texts, blocks = embed_passages(batch, encoder, self.passage_config, encode_batch_size)
+            t_bulk = time.perf_counter()
+            report.embed_seconds += t_bulk - t_embed
             actions = bulk_actions(batch, blocks, texts, target, ce_text)
             stream = helpers.streaming_bulk(
                 counting,
@@ -164,6 +167,7 @@ class ClusterBackend(IndexLifecycle):
                     "running the same ingest again completes it without duplicates",
                     report,
                 ) from None
+            report.bulk_seconds += time.perf_counter() - t_bulk
             batch.clear()
 
         for doc in docs:

@@ -76,9 +76,19 @@ class BulkReport:
     written_ids: list[str] = field(default_factory=list, repr=False)
     #: Documents the cluster answered 429 (too many requests) and the bulk helper sent again.
     throttled: int = 0
+    #: Of ``seconds``: cutting and embedding the passages, and the bulk requests.
+    embed_seconds: float = 0.0
+    bulk_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "failed": self.failed, "seconds": self.seconds, "throttled": self.throttled}
+        return {
+            "ok": self.ok,
+            "failed": self.failed,
+            "seconds": self.seconds,
+            "throttled": self.throttled,
+            "embed_seconds": round(self.embed_seconds, 3),
+            "bulk_seconds": round(self.bulk_seconds, 3),
+        }
 
 
 class BulkInterruptedError(ClusterUnavailableError):
