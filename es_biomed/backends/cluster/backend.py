@@ -76,13 +76,8 @@ class ThrottleCounter:
 class ClusterBackend(IndexLifecycle):
     """Index and search an Elasticsearch or OpenSearch cluster with the embedded engine's interface.
 
-    Args:
-        client: An ``elasticsearch.Elasticsearch`` or ``opensearchpy.OpenSearch`` (see :meth:`connect`).
-        alias: The alias searched and written; versioned indices are ``<alias>-v<N>``.
-        passages: Rescore and kNN over the nested ``passages`` (best passage), like the embedded engine.
-        passage_config: How long bodies are cut (must match what the embedded engine uses for parity).
-        dialect: ``elasticsearch`` or ``opensearch`` (or a :class:`Dialect`).
-        config: The connection settings, used to redact error messages.
+    Constructed as :class:`~es_biomed.backends.cluster.connection.ClusterConnection` is (its arguments), usually
+    through :meth:`connect` or :func:`connect_cluster`.
 
     Example:
         >>> be = ClusterBackend.connect(ClusterConfig.from_env(engine="opensearch"))   # doctest: +SKIP

@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 
 
 class ClusterConnection:
-    """Index and search an Elasticsearch or OpenSearch cluster with the embedded engine's interface.
+    """The connection to one alias of a cluster; :class:`~es_biomed.backends.cluster.ClusterBackend` (the class to
+    use) adds the index lifecycle, the writes and the searches.
 
     Args:
         client: An ``elasticsearch.Elasticsearch`` or ``opensearchpy.OpenSearch`` (see :meth:`connect`).
@@ -44,12 +45,6 @@ class ClusterConnection:
         passage_config: How long bodies are cut (must match what the embedded engine uses for parity).
         dialect: ``elasticsearch`` or ``opensearch`` (or a :class:`Dialect`).
         config: The connection settings, used to redact error messages.
-
-    Example:
-        >>> be = ClusterBackend.connect(ClusterConfig.from_env(engine="opensearch"))   # doctest: +SKIP
-        >>> be.setup(encoder.info)                                                         # doctest: +SKIP
-        >>> be.index_documents(docs, encoder).ok                                           # doctest: +SKIP
-        500
     """
 
     def __init__(
