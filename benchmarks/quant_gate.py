@@ -190,7 +190,10 @@ def main() -> None:
         return
     res = speed(args.model, args.rounds) if args.step == "speed" else gate(args.model)
     print(json.dumps(res, indent=2))
-    print(save(f"quant_{args.step}", res))
+    from es_biomed.encode.cpu import bf16_enabled
+
+    name = f"quant_speed_{'bf16' if bf16_enabled() else 'fp32'}" if args.step == "speed" else "quant_gate"
+    print(save(name, res))
 
 
 if __name__ == "__main__":
