@@ -5,7 +5,7 @@ Elasticsearch runs uploaded models in its own libtorch, so the file is traced wi
 (eland 9.2: ``torch==2.7.1``, the libtorch of Elasticsearch 9.2), in a separate environment ``.venv-eland`` built by
 ``make eland-env`` from ``requirements/eland.txt``. This module runs in the main environment: it resolves the
 model, checks the directory and the mapping's vector dims, hands the directory to the helper script
-``_eland_trace.py`` run by the eland environment's python (eland's ``TransformerModel(...).save()``, nothing
+``eland_trace.py`` run by the eland environment's python (eland's ``TransformerModel(...).save()``, nothing
 quantized; the saved file reloaded with ``torch.jit.load`` and run on probe texts), then compares the probe outputs
 with es-biomed's own encoder (or, for ``text_similarity``, the Hugging Face model's logits) in this environment.
 
@@ -90,7 +90,7 @@ PROBE_PAIRS = (
     ("0-dimensional biomaterials show inductive properties.", ""),
     ("a", "Alterations of the architecture of cerebral white matter in the developing human brain " * 30),
 )
-_HELPER = Path(__file__).with_name("_eland_trace.py")
+_HELPER = Path(__file__).with_name("eland_trace.py")
 #: The repository (or site-packages) root, where ``make eland-env`` puts ``.venv-eland``.
 _REPO = Path(__file__).resolve().parents[2]
 _ES_MODEL_ID = re.compile(r"[^a-z0-9_.-]+")
@@ -454,7 +454,7 @@ def _check_dims(actual: int | None, expected: int | None, model: str, mapping: A
 
 
 def _run_helper(python: Path, job: dict[str, Any]) -> dict[str, Any]:
-    """Run ``_eland_trace.py`` in the eland environment; its last stdout line is a JSON report."""
+    """Run ``eland_trace.py`` in the eland environment; its last stdout line is a JSON report."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     log.info("tracing %s with eland (%s)", job["model_dir"], python)
