@@ -134,7 +134,7 @@ def export_eland_cmd(
     TorchScript model, config.json and vocabulary.json that eland uploads to Elasticsearch's machine learning, checked
     against es-biomed's own encoder within 1e-4 first. Needs the eland environment (`make eland-env`); docs/eland.md.
     """
-    from es_biomed.export.eland import export_eland
+    from es_biomed.export.eland_export import export_eland
 
     try:
         parts = [int(p) for p in es_version.split(".")]

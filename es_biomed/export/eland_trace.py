@@ -1,6 +1,6 @@
 """Trace a model with eland and probe the saved TorchScript file; runs inside the eland environment (``.venv-eland``).
 
-This file is run as a script by :func:`es_biomed.export.eland.export_eland` with the eland environment's
+This file is run as a script by :func:`es_biomed.export.eland_export.export_eland` with the eland environment's
 python, whose torch is the one eland pins (the libtorch of the Elasticsearch release). It imports only the standard
 library, numpy, torch, transformers and eland, never es_biomed (which is not installed there).
 

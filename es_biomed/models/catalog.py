@@ -12,7 +12,7 @@ exactly one of:
 * ``"source"``: another entry whose files it shares (an ONNX variant names the torch model it is built from).
 
 Loading a model from its directory is the runtime's business (:mod:`es_biomed.encode.loading`,
-:mod:`es_biomed.encode.cross_encoder`, :mod:`es_biomed.qa.loading`); exporters (:mod:`es_biomed.export.eland`)
+:mod:`es_biomed.encode.cross_encoder`, :mod:`es_biomed.qa.loading`); exporters (:mod:`es_biomed.export.eland_export`)
 resolve names here too.
 """
 

@@ -22,7 +22,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from es_biomed.encode import load_encoder  # noqa: E402
-from es_biomed.export.eland import (  # noqa: E402
+from es_biomed.export.eland_export import (  # noqa: E402
     MANIFEST_FILENAME,
     PARITY_TOLERANCE,
     ElandExportError,

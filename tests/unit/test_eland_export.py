@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from es_biomed.errors import EsBiomedError
-from es_biomed.export import eland as eland_export
-from es_biomed.export.eland import (
+from es_biomed.export import eland_export
+from es_biomed.export.eland_export import (
     ELAND_PYTHON_ENV,
     ElandExportError,
     export_eland,

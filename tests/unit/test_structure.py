@@ -67,3 +67,17 @@ def test_no_private_name_crosses_a_module():
 def test_no_library_module_over_600_lines():
     long = {str(p.relative_to(REPO)): n for p in _modules() if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_scripts_run_by_path_are_not_shadowed_by_their_neighbours():
+    """``export/eland_trace.py`` runs as a script in the eland environment, so its folder comes first on its
+    ``sys.path``: no module beside it may be named like a package it imports (``eland.py`` shadowed eland)."""
+    script = PACKAGE / "export" / "eland_trace.py"
+    imported = set()
+    for node in ast.walk(ast.parse(script.read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            imported.add(node.module.split(".")[0])
+    neighbours = {p.stem for p in script.parent.glob("*.py")}
+    assert "eland" in imported and imported & neighbours == set()

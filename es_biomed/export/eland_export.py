@@ -22,7 +22,7 @@ cluster; the manifest records whether it did (``"normalized"``). Parity is measu
 L2-normalized (es-biomed's vectors always are), max abs difference per component.
 
 Example:
-    >>> from es_biomed.export.eland import export_eland
+    >>> from es_biomed.export.eland_export import export_eland
     >>> export_eland("all-MiniLM-L6-v2", "exports/minilm-eland").parity  # doctest: +SKIP
     3.2e-07
 """
@@ -90,6 +90,8 @@ PROBE_PAIRS = (
     ("0-dimensional biomaterials show inductive properties.", ""),
     ("a", "Alterations of the architecture of cerebral white matter in the developing human brain " * 30),
 )
+#: Run as a script by the eland environment's python; it sits beside this module, whose name must never shadow a
+#: package it imports (``eland``): a script's folder comes first on its ``sys.path``.
 _HELPER = Path(__file__).with_name("eland_trace.py")
 #: The repository (or site-packages) root, where ``make eland-env`` puts ``.venv-eland``.
 _REPO = Path(__file__).resolve().parents[2]
