@@ -32,6 +32,7 @@ import pytest
 pytest.importorskip("celery")
 
 from es_biomed.backends.cluster import ClusterBackend, ClusterConfig  # noqa: E402
+from es_biomed.backends.cluster.connection import PIN_RECHECK_SECONDS  # noqa: E402
 from es_biomed.corpus.readers import iter_documents  # noqa: E402
 from es_biomed.encode.loading import load_document_encoder, load_encoder  # noqa: E402
 from es_biomed.ingest.jobs import Target, job_status, submit_job  # noqa: E402
@@ -156,9 +157,9 @@ class QueryLoad:
     def __init__(self, be: ClusterBackend, threads: int = 2, expected: dict | None = None) -> None:
         self.be, self.expected = be, expected
         self.stop = threading.Event()
-        self.outcomes: list[tuple[float, str, str]] = []  # (time, query, "ok" | error)
+        self.outcomes: list[tuple[float, str, str]] = []  # (start time, query, "ok" | error)
         self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
-        self.rankings: list[tuple[str, list[str], float]] = []
+        self.rankings: list[tuple[str, list[tuple[str, float]], float]] = []  # (query, ranking, start time)
 
     def _run(self, i: int) -> None:
         searcher = Searcher(self.be)
@@ -166,12 +167,12 @@ class QueryLoad:
         while not self.stop.is_set():
             q = QUERIES[n % len(QUERIES)]
             n += 1
+            t0 = time.monotonic()
             try:
-                hits = [h.doc_id for h in searcher.search(q, k=10, with_sources=False).hits]
-                self.rankings.append((q, hits, time.monotonic()))
-                self.outcomes.append((time.monotonic(), q, "ok"))
+                self.rankings.append((q, ranking(searcher.search(q, k=10, with_sources=False).hits), t0))
+                self.outcomes.append((t0, q, "ok"))
             except Exception as exc:  # noqa: BLE001 - every failure the caller would see is counted
-                self.outcomes.append((time.monotonic(), q, f"{type(exc).__name__}: {exc}"[:300]))
+                self.outcomes.append((t0, q, f"{type(exc).__name__}: {exc}"[:300]))
             time.sleep(0.05)
 
     def __enter__(self) -> QueryLoad:
@@ -189,9 +190,14 @@ class QueryLoad:
         return [o for o in self.outcomes if o[2] != "ok"]
 
 
-def healthy_rankings(be: ClusterBackend) -> dict[str, list[str]]:
+def ranking(hits) -> list[tuple[str, float]]:  # type: ignore[no-untyped-def]
+    """(id, score) best first, equal scores in id order: a primary and its replica may break ties apart."""
+    return sorted(((h.doc_id, round(h.score, 3)) for h in hits), key=lambda x: (-x[1], x[0]))
+
+
+def healthy_rankings(be: ClusterBackend) -> dict[str, list[tuple[str, float]]]:
     s = Searcher(be)
-    return {q: [h.doc_id for h in s.search(q, k=10, with_sources=False).hits] for q in QUERIES}
+    return {q: ranking(s.search(q, k=10, with_sources=False).hits) for q in QUERIES}
 
 
 def test_node_killed_mid_ingest_every_id_once(urls, records, encoder, workers):
@@ -292,7 +298,9 @@ def test_model_change_with_zero_downtime(urls, records, encoder):
         assert load.failed == [], load.failed[:5]
         # after the swap every answer is the new encoder's ranking: compare with a searcher built afterwards
         fresh = healthy_rankings(be)
-        after = [(q, hits) for q, hits, t in load.rankings if t > t_swap + 1.5]
+        # searches started after the swap and a pin check (every second) rank with the new encoder; those started
+        # before it ran, whole, on the old index with the old encoder: either way never the two mixed
+        after = [(q, hits) for q, hits, t in load.rankings if t > t_swap + PIN_RECHECK_SECONDS + 0.2]
         assert after and all(hits == fresh[q] for q, hits in after)
         assert Searcher(be).encoder.fingerprint == other.fingerprint
         assert sorted(all_ids(be)) == sorted(ids)

@@ -1,7 +1,8 @@
 """The embedded engine's commit protocol, recovery on open, integrity checks, repair and compaction (issue 21).
 
-Crashes are real: the writer runs in a forked child that dies with ``os._exit`` at a chosen step of the protocol
-(the parent never holds a writer while it forks), and the parent reopens the index the way the next process would.
+Crashes are real: the writer runs in a child process (spawned, so no thread of the test process is copied into it)
+that dies with ``os._exit`` at a chosen step of the protocol, and the parent reopens the index the way the next
+process would.
 """
 
 from __future__ import annotations
@@ -76,9 +77,9 @@ def _child(path: str, crash: str) -> None:
 
 
 def _crash(path: Path, crash: str) -> None:
-    proc = multiprocessing.get_context("fork").Process(target=_child, args=(str(path), crash))
+    proc = multiprocessing.get_context("spawn").Process(target=_child, args=(str(path), crash))
     proc.start()
-    proc.join(30)
+    proc.join(120)
     assert proc.exitcode == 0
 
 
@@ -206,9 +207,9 @@ def test_old_format_index_with_a_hot_journal_opens_and_is_migrated(empty, enc):
     with EmbeddedIndex(empty).writer() as w:
         w.add(_docs(0, 4), enc)
     _old_format(empty)
-    proc = multiprocessing.get_context("fork").Process(target=_hot_journal_child, args=(str(empty),))
+    proc = multiprocessing.get_context("spawn").Process(target=_hot_journal_child, args=(str(empty),))
     proc.start()
-    proc.join(30)
+    proc.join(120)
     journal = empty / "docs.sqlite-journal"
     assert journal.exists() and journal.stat().st_size > 0
     idx = EmbeddedIndex(empty)  # read-write open: SQLite rolls the journal back, no "readonly database"

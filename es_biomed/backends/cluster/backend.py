@@ -45,10 +45,11 @@ from es_biomed.query.results import Hit, SearchResults
 
 __all__ = ["SHARD_RETRIES", "ClusterBackend", "ThrottleCounter", "connect_cluster"]
 
-#: Times a search whose response reports failed shards is sent again (waits of 0.25, 0.5, 1 s): a node that died
-#: takes the cluster a moment to route around.
-SHARD_RETRIES = 3
+#: Times a search is sent again when its response reports failed shards, or the cluster answers 429 / 5xx (waits of
+#: 0.25, 0.5, 1, 2, 2, 2 s: about 8 s in all): a node that died or restarts takes the cluster a moment to route around.
+SHARD_RETRIES = 6
 SHARD_RETRY_WAIT = 0.25
+SHARD_RETRY_MAX_WAIT = 2.0
 
 logger = logging.getLogger(__name__)
 
@@ -301,9 +302,10 @@ class ClusterBackend(IndexLifecycle):
         return SearchResults(hits=hits, sources=sources, took_ms=(time.perf_counter() - t0) * 1000)
 
     def _search_body(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Send ``body`` to :meth:`search_target`; a response with failed shards (a node that just died) is asked again
-        after a short wait, :data:`SHARD_RETRIES` times, and never returned partial; the pinned index gone (deleted
-        after a swap) looks the alias up again."""
+        """Send ``body`` to :meth:`search_target`; a response with failed shards (a node that just died), or a 429 / 5xx
+        answer (every copy of a shard briefly out of reach), is asked again after a short wait, up to
+        :data:`SHARD_RETRIES` times, and never returned partial; the pinned index gone (deleted after a swap) looks the
+        alias up again."""
         for attempt in range(SHARD_RETRIES + 1):
             target = self.search_target()
             try:
@@ -313,6 +315,15 @@ class ClusterBackend(IndexLifecycle):
                     raise
                 self.repin()  # deleted after an alias swap: follow the alias (or refuse another encoder)
                 continue
+            except self.dialect.api_error() as exc:
+                status = self.dialect.status_of(exc) or 0
+                if not (status == 429 or status >= 500) or attempt == SHARD_RETRIES:
+                    raise
+                # every copy of a shard briefly unreachable (a node restarting): search_phase_execution_exception
+                self.shard_retries += 1
+                logger.warning("%s answered %s to a search; asking again", target, status)
+                time.sleep(min(SHARD_RETRY_WAIT * 2**attempt, SHARD_RETRY_MAX_WAIT))
+                continue
             shards = resp.get("_shards", {})
             if not shards.get("failed"):
                 return resp  # type: ignore[no-any-return]
@@ -321,7 +332,7 @@ class ClusterBackend(IndexLifecycle):
             logger.warning(
                 "%s: %d of %d shards failed (%s); asking again", target, shards["failed"], shards.get("total"), reason
             )
-            time.sleep(SHARD_RETRY_WAIT * 2**attempt)
+            time.sleep(min(SHARD_RETRY_WAIT * 2**attempt, SHARD_RETRY_MAX_WAIT))
         raise ClusterError(
             f"{self.engine}: {shards.get('failed')} of {shards.get('total')} shards of {target} still failed after "
             f"{SHARD_RETRIES} retries ({self._redact(str(reason))[:300]}); refusing partial results"
