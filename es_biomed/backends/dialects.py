@@ -265,6 +265,9 @@ class OpenSearchDialect(Dialect):
             "timeout": cfg.request_timeout,
             **self.retry_kwargs(cfg),
             "retry_on_status": (502, 503, 504),
+            # urllib3 keeps one connection per node unless told: threads sharing the client (serve, a query load)
+            # would open and drop one per request. 10 is what the Elasticsearch client keeps per node.
+            "pool_maxsize": 10,
         }
         if cfg.username:
             kwargs["http_auth"] = (cfg.username, cfg.password or "")

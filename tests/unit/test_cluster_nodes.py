@@ -87,6 +87,8 @@ def test_the_client_gets_every_url_and_a_retry_per_node(engine, _var):
     else:
         hosts = [f"http://{n.config.host}:{n.config.port}" for n in client.transport.node_pool.all()]
     assert sorted(hosts) == [f"http://127.0.0.1:{9701 + i}" for i in range(5)]
+    if engine == "opensearch":  # threads sharing the client keep their connections (urllib3 would keep one)
+        assert {c.pool.pool.maxsize for c in client.transport.connection_pool.connections} == {10}
 
     def retries(c: object) -> int:  # elasticsearch-py 9 keeps it on the client, opensearch-py on the transport
         return int(c.transport.max_retries if engine == "opensearch" else c._max_retries)  # type: ignore[attr-defined]
