@@ -10,8 +10,11 @@ directory (``config.json`` plus weights) to the torch backend.
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from es_biomed.encode.base import Encoder
 from es_biomed.errors import EsBiomedError, MissingDependencyError
@@ -30,12 +33,29 @@ DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
 Backend = Literal["torch", "tf", "onnx"]
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: One model load at a time per process. transformers builds a model inside process-wide patches of torch
+#: (empty "meta" weights filled afterwards), so two threads loading at once (two searchers following an alias swap
+#: to another encoder) can get "Cannot copy out of meta tensor"; exports made on first use also write one directory.
+_LOADING = threading.RLock()
+
+
+def _one_at_a_time(fn: _F) -> _F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _LOADING:
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
 
 def known_encoders() -> list[str]:
     """Canonical names of the registered encoders."""
     return known("encoder")
 
 
+@_one_at_a_time
 def load_encoder(name_or_path: str | None = None, backend: Backend | None = None, **kwargs: Any) -> Encoder:
     """Load an encoder by registered name or by path.
 
@@ -129,6 +149,7 @@ def _load_onnx(spec: dict[str, Any], kwargs: dict[str, Any]) -> Encoder:
     return OnnxEncoder(export_dir, name=name, variant=variant, **kwargs)
 
 
+@_one_at_a_time
 def load_query_encoder(name_or_path: str | None = None) -> Encoder:
     """The encoder for queries: like :func:`load_encoder`, but a registered model whose fp32 ONNX export with the
     same identity is already on disk runs on ONNX Runtime instead (one query then imports neither torch nor
@@ -139,6 +160,7 @@ def load_query_encoder(name_or_path: str | None = None) -> Encoder:
     return _same_identity_fast(name_or_path, ("fp32",), export=False)
 
 
+@_one_at_a_time
 def load_document_encoder(name_or_path: str | None = None) -> Encoder:
     """The encoder for indexing: the fastest variant that keeps the named encoder's identity.
 
