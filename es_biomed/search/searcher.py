@@ -31,7 +31,13 @@ Backend = Literal["embedded", "es", "opensearch"]
 class Engine(Protocol):
     """What the searcher needs of an engine: the embedded index and the cluster backend both are one."""
 
-    def search(self, plan: SearchPlan, query_vector: Any = None, with_sources: bool = False) -> SearchResults: ...
+    def search(
+        self,
+        plan: SearchPlan,
+        query_vector: Any = None,
+        with_sources: bool = False,
+        encoder_fingerprint: str | None = None,
+    ) -> SearchResults: ...
 
     def check_encoder(self, encoder: Any) -> None: ...
 
@@ -156,13 +162,22 @@ class Searcher:
         """Query vectors from the searcher's query encoder."""
         return self.encoder.encode_queries(list(queries), batch_size=batch_size, show_progress=show_progress)
 
-    def execute(self, plan: SearchPlan, query_vector: Any = None, with_sources: bool = False) -> SearchResults:
-        """Run a complete plan with an already encoded query (``rerank_ce`` adds the cross-encoder stage)."""
+    def execute(
+        self, plan: SearchPlan, query_vector: Any = None, with_sources: bool = False, encoder: Encoder | None = None
+    ) -> SearchResults:
+        """Run a complete plan with an already encoded query (``rerank_ce`` adds the cross-encoder stage).
+
+        ``encoder`` made ``query_vector`` (default: the searcher's encoder, when loaded): the engine searches only
+        documents of that encoder (a cluster pins each encoder to its index, see
+        :meth:`~es_biomed.backends.cluster.connection.ClusterConnection.search_target`).
+        """
         if self._local_cross_encoder(plan):
             return cross_encoder_stage(
                 self.engine, plan, query_vector, self.cross_encoder_for(plan), with_sources=with_sources
             )
-        return self.engine.search(plan, query_vector, with_sources=with_sources)
+        enc = encoder if encoder is not None else self._encoder
+        fingerprint = enc.fingerprint if enc is not None and query_vector is not None else None
+        return self.engine.search(plan, query_vector, with_sources=with_sources, encoder_fingerprint=fingerprint)
 
     def run(self, plan: SearchPlan, with_sources: bool = True) -> SearchResults:
         """Encode ``plan.query`` (unless the plan is BM25 only) and run the plan.
@@ -174,9 +189,10 @@ class Searcher:
         if self._local_cross_encoder(plan):
             self.cross_encoder_for(plan)  # a missing or broken cross-encoder fails before the query is encoded
         for attempt in (0, 1):
-            qvec = self.encoder.encode_queries([plan.query])[0] if plan.mode != "bm25" else None
+            enc = self.encoder if plan.mode != "bm25" else None  # one encoder for the vector and the index it meets
+            qvec = enc.encode_queries([plan.query])[0] if enc is not None else None
             try:
-                return self.execute(plan, qvec, with_sources=with_sources)
+                return self.execute(plan, qvec, with_sources=with_sources, encoder=enc)
             except EncoderSwappedError:
                 if attempt or self._encoder_arg is not None:
                     raise
@@ -212,16 +228,15 @@ class Searcher:
         for plan in plans.values():
             if self._local_cross_encoder(plan):
                 self.cross_encoder_for(plan)
+        enc = self.encoder if any(p.mode != "bm25" for p in plans.values()) else None
         vecs = (
-            self.encode(texts, batch_size=batch_size, show_progress=show_progress)
-            if any(p.mode != "bm25" for p in plans.values())
-            else None
+            enc.encode_queries(texts, batch_size=batch_size, show_progress=show_progress) if enc is not None else None
         )
         runs: dict[str, Run] = {}
         for name, plan in plans.items():
             run: Run = {}
             for i, qid in enumerate(qids):
-                res = self.execute(plan.replace(query=texts[i]), None if vecs is None else vecs[i])
+                res = self.execute(plan.replace(query=texts[i]), None if vecs is None else vecs[i], encoder=enc)
                 run[qid] = {h.doc_id: h.score for h in res.hits}
             runs[name] = run
         return runs

@@ -17,7 +17,7 @@ import pytest
 
 from es_biomed.backends.cluster import ClusterBackend
 from es_biomed.corpus import iter_documents
-from es_biomed.errors import EncoderMismatchError
+from es_biomed.errors import EncoderMismatchError, EncoderSwappedError
 from es_biomed.query.presets import default_plan
 from tests.conftest import REPO
 
@@ -172,6 +172,39 @@ def test_encoder_dims_mismatch_is_refused_before_any_write(engine, make_backend,
     with pytest.raises(EncoderMismatchError, match="maps 4-dim vectors"):
         be.setup(other.info, analyzer=text_analyzer)
     assert be.count() == 0
+
+
+def test_each_encoder_stays_on_its_own_index_across_a_model_change(engine, make_backend, toy_encoder, text_analyzer):
+    """Searchers sharing one backend hold different encoders while an alias is swapped to another encoder's index:
+    each query vector goes only to its own encoder's documents. Once one searcher has seen the swap, another one
+    still holding the old encoder is refused too (it once fell back to the alias, i.e. the new index)."""
+    import time
+
+    from es_biomed.backends.cluster.connection import PIN_RECHECK_SECONDS
+    from tests.conftest import KeywordEncoder
+
+    old, new = toy_encoder, KeywordEncoder(list(reversed(toy_encoder.vocab)), name="toy-reversed")
+    assert old.fingerprint != new.fingerprint and old.dims == new.dims
+    be = make_backend()
+    be.setup(old.info, analyzer=text_analyzer)
+    from es_biomed.corpus.types import Document
+
+    words = ["aspirin fever", "heart stroke", "aspirin heart", "fever stroke", "aspirin stroke stroke"]
+    docs = [Document(id=f"d{i}", title=w, abstract=f"{w} study {i}") for i, w in enumerate(words)]
+    assert be.index_documents(docs, old).ok == 5
+    be.check_encoder(old.info)  # a searcher with the old encoder pins the old index
+    v1 = be.current_index()
+    result = be.reembed(docs, new)
+    assert result["from"] == [v1] and result["written"] == 5 and be.current_index() == result["to"] != v1
+    time.sleep(PIN_RECHECK_SECONDS)
+    plan = default_plan("aspirin for fever", mode="dense", k=5)
+    qvec = old.encode_queries([plan.query])[0]
+    for _ in range(2):  # the first sees the swap (and unpins the old encoder); the second must not use the alias
+        with pytest.raises(EncoderSwappedError, match="load the new index's encoder"):
+            be.search(plan, qvec, encoder_fingerprint=old.fingerprint)
+    assert be.search_target(new.fingerprint) == result["to"]  # a searcher with the new encoder: the new index
+    hits = be.search(plan, new.encode_queries([plan.query])[0], encoder_fingerprint=new.fingerprint).hits
+    assert len(hits) == 5
 
 
 @pytest.mark.needs("reindex")

@@ -241,9 +241,11 @@ class FakeClusterBackend:
     def check_encoder(self, info):
         assert info.fingerprint == self.encoder.fingerprint
 
-    def search(self, plan, vector, with_sources=False):
+    def search(self, plan, vector, with_sources=False, encoder_fingerprint=None):
         from es_biomed.query.results import Hit, SearchResults
 
+        # the vector's encoder travels with it (a BM25 search has neither)
+        assert encoder_fingerprint == (None if vector is None else self.encoder.fingerprint)
         self.plans.append((plan, vector))
         src = {"title": "Body only", "body": "Intro words. The answer is warfarin here.", "year": 2021}
         return SearchResults([Hit("b1", 3.0)], {"b1": src} if with_sources else {})

@@ -273,27 +273,33 @@ class ClusterBackend(IndexLifecycle):
         return False
 
     def search(
-        self, plan: SearchPlan, query_vector: np.ndarray | None = None, with_sources: bool = False
+        self,
+        plan: SearchPlan,
+        query_vector: np.ndarray | None = None,
+        with_sources: bool = False,
+        encoder_fingerprint: str | None = None,
     ) -> SearchResults:
-        """Run ``plan`` in the cluster (the rescore happens there)."""
+        """Run ``plan`` in the cluster (the rescore happens there), on the index pinned for the encoder
+        ``encoder_fingerprint`` made ``query_vector`` with (``None``: the encoder checked last, see
+        :meth:`search_target`)."""
         if plan.mode != "bm25" and query_vector is None:
             raise PlanError(f"mode {plan.mode!r} needs a query vector")
         vec = None if query_vector is None else [float(x) for x in query_vector]
         t0 = time.perf_counter()
         if plan.mode in ("hybrid", "hybrid_rerank") and self._client_side_hybrid():
-            hits = self._hybrid(plan, vec)
+            hits = self._hybrid(plan, vec, encoder_fingerprint)
             sources = self.get(h.doc_id for h in hits) if with_sources else {}
             return SearchResults(hits=hits, sources=sources, took_ms=(time.perf_counter() - t0) * 1000)
         self._needs_scripts(plan)
         try:
-            resp = self._search_body(self.request(plan, vec))
+            resp = self._search_body(self.request(plan, vec), encoder_fingerprint)
         except self.dialect.api_error() as exc:
             if plan.mode in ("hybrid", "hybrid_rerank") and self.dialect.status_of(exc) == 403:
                 # the license probe said yes but the cluster refused: remember, tell, and fuse client-side
                 caps = self.capabilities()
                 self._caps = Capabilities(caps.engine, caps.version, caps.modules - {"x-pack-rank-rrf"}, caps.license)
                 self._client_side_hybrid()
-                return self.search(plan, query_vector, with_sources)
+                return self.search(plan, query_vector, with_sources, encoder_fingerprint)
             raise ClusterError(
                 f"{self.engine} refused the {plan.mode} search: {self._redact(str(exc))[:600]}"
             ) from None
@@ -301,19 +307,19 @@ class ClusterBackend(IndexLifecycle):
         sources = {h["_id"]: h.get("_source", {}) for h in resp["hits"]["hits"]} if with_sources else {}
         return SearchResults(hits=hits, sources=sources, took_ms=(time.perf_counter() - t0) * 1000)
 
-    def _search_body(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _search_body(self, body: dict[str, Any], fingerprint: str | None = None) -> dict[str, Any]:
         """Send ``body`` to :meth:`search_target`; a response with failed shards (a node that just died), or a 429 / 5xx
         answer (every copy of a shard briefly out of reach), is asked again after a short wait, up to
         :data:`SHARD_RETRIES` times, and never returned partial; the pinned index gone (deleted after a swap) looks the
         alias up again."""
         for attempt in range(SHARD_RETRIES + 1):
-            target = self.search_target()
+            target = self.search_target(fingerprint)
             try:
                 resp = self._call(self.client.search, index=target, body=body)
             except self.dialect.not_found():
                 if target == self.alias or attempt == SHARD_RETRIES:
                     raise
-                self.repin()  # deleted after an alias swap: follow the alias (or refuse another encoder)
+                self.repin(fingerprint)  # deleted after an alias swap: follow the alias (or refuse another encoder)
                 continue
             except self.dialect.api_error() as exc:
                 status = self.dialect.status_of(exc) or 0
@@ -338,24 +344,29 @@ class ClusterBackend(IndexLifecycle):
             f"{SHARD_RETRIES} retries ({self._redact(str(reason))[:300]}); refusing partial results"
         )
 
-    def _hybrid(self, plan: SearchPlan, vec: list[float] | None) -> list[Hit]:
+    def _hybrid(self, plan: SearchPlan, vec: list[float] | None, fingerprint: str | None = None) -> list[Hit]:
         """RRF of the in-cluster BM25 and kNN top ``window_size`` (as the ``rrf`` retriever), then for
         ``hybrid_rerank`` the cosine rescore over the fused window (as the ``rescorer`` retriever)."""
-        lexical = [h.doc_id for h in self.search(plan.replace(mode="bm25", k=plan.window_size), None).hits]
-        dense = [h.doc_id for h in self.search(plan.replace(mode="dense", k=plan.window_size), vec).hits]  # type: ignore[arg-type]
+        first = plan.replace(mode="bm25", k=plan.window_size)
+        lexical = [h.doc_id for h in self.search(first, None, encoder_fingerprint=fingerprint).hits]
+        dense_plan = plan.replace(mode="dense", k=plan.window_size)
+        dense = [h.doc_id for h in self.search(dense_plan, vec, encoder_fingerprint=fingerprint).hits]  # type: ignore[arg-type]
         fused = reciprocal_rank_fusion([lexical, dense], plan.rank_constant, plan.window_size)
         if plan.mode == "hybrid_rerank":
-            cos = self.vector_scores(vec, [d for d, _ in fused[: plan.window_size]])  # type: ignore[arg-type]
+            cos = self.vector_scores(vec, [d for d, _ in fused[: plan.window_size]], fingerprint)  # type: ignore[arg-type]
             fused = apply_rescore(fused, {d: c + 1.0 for d, c in cos.items()}, plan)
         return [Hit(d, s) for d, s in fused[: plan.k]]
 
-    def vector_scores(self, query_vector: Sequence[float], doc_ids: Sequence[str]) -> dict[str, float]:
-        """Cosine of ``query_vector`` with each document's best passage (vectors read from ``_source``)."""
+    def vector_scores(
+        self, query_vector: Sequence[float], doc_ids: Sequence[str], encoder_fingerprint: str | None = None
+    ) -> dict[str, float]:
+        """Cosine of ``query_vector`` with each document's best passage (vectors read from ``_source`` of the index
+        pinned for ``encoder_fingerprint``)."""
         if not doc_ids:
             return {}
         field = "passages.embedding" if self.passages else "embedding"
         body = {"query": {"ids": {"values": list(doc_ids)}}, "size": len(doc_ids), "_source": {"includes": [field]}}
-        resp = self._search_body(body)  # the pinned index: vectors of the query's own encoder
+        resp = self._search_body(body, encoder_fingerprint)  # the pinned index: vectors of the query's own encoder
         q = np.asarray(query_vector, dtype=np.float32)
         q = q / (np.linalg.norm(q) or 1.0)
         out = {}

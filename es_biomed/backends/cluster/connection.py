@@ -66,8 +66,10 @@ class ClusterConnection:
         self._ce_text = False  # the current index maps ce_text (a yes is kept; a no is asked again)
         self._info: dict[str, Any] | None = None
         self._notices: set[str] = set()
-        self._pin: tuple[str, str | None] | None = None  # (concrete index, encoder fingerprint) searches go to
-        self._pin_checked = 0.0
+        #: encoder fingerprint -> (the concrete index its query vectors go to, when the alias was last looked up).
+        #: One per encoder: searchers sharing this backend may hold different encoders during a model change.
+        self._pins: dict[str | None, tuple[str, float]] = {}
+        self._default_fingerprint: str | None = None  # the encoder last checked: for searches that name none
         #: Searches sent again because shards had failed (see ``ClusterBackend._search_body``).
         self.shard_retries = 0
 
@@ -211,8 +213,8 @@ class ClusterConnection:
         """
         index = self.current_index()
         enc = self.check_index_encoder(index, encoder)
-        self._pin = (index, enc.get("fingerprint"))
-        self._pin_checked = time.monotonic()
+        self._pins[enc.get("fingerprint")] = (index, time.monotonic())
+        self._default_fingerprint = enc.get("fingerprint")
 
     def check_index_encoder(self, index: str, encoder: EncoderInfo | dict[str, Any]) -> dict[str, Any]:
         """:meth:`check_encoder` against one concrete index (a new version before its swap); returns the encoder's
@@ -235,38 +237,45 @@ class ClusterConnection:
             )
         return enc
 
-    def search_target(self) -> str:
-        """The concrete index a search goes to: the one whose encoder :meth:`check_encoder` checked (the alias when
-        none was). The alias is looked up again at most every :data:`PIN_RECHECK_SECONDS`: a swap to an index of
-        the same encoder moves the searches there, a swap to another encoder's index raises
-        :class:`~es_biomed.errors.EncoderSwappedError`, so no query vector ever meets another encoder's documents.
-        """
-        if self._pin is None:
-            return self.alias
-        if time.monotonic() - self._pin_checked >= PIN_RECHECK_SECONDS:
-            self.repin()
-        return self._pin[0]
+    def search_target(self, fingerprint: str | None = None) -> str:
+        """The concrete index a search whose query vector comes from the encoder ``fingerprint`` goes to (``None``:
+        the encoder :meth:`check_encoder` checked last; the alias itself when none was checked).
 
-    def repin(self) -> None:
-        """Look the alias up now (see :meth:`search_target`).
+        Each encoder is pinned to the index it was checked against. The alias is looked up again at most every
+        :data:`PIN_RECHECK_SECONDS`: a swap to an index of the same encoder moves the searches there, a swap to
+        another encoder's index raises :class:`~es_biomed.errors.EncoderSwappedError`, so no query vector ever meets
+        another encoder's documents, even while searchers sharing this backend hold different encoders.
+        """
+        fp = self._default_fingerprint if fingerprint is None else fingerprint
+        if fp is None and not self._pins:
+            return self.alias  # no encoder named or checked (BM25 only): the alias itself
+        # (an encoder named but not pinned, or unpinned by a swap another searcher saw, is looked up now: never
+        # sent to the alias blindly)
+        pin = self._pins.get(fp)
+        if pin is None or time.monotonic() - pin[1] >= PIN_RECHECK_SECONDS:
+            return self.repin(fp)
+        return pin[0]
+
+    def repin(self, fingerprint: str | None = None) -> str:
+        """Look the alias up now for the encoder ``fingerprint`` (see :meth:`search_target`); returns the index.
 
         Raises:
             EncoderSwappedError: the alias points at an index built with another encoder.
         """
-        assert self._pin is not None
-        index, fingerprint = self._pin
+        fp = self._default_fingerprint if fingerprint is None else fingerprint
+        pinned = self._pins.get(fp, (None, 0.0))[0]
         current = self.current_index()
-        self._pin_checked = time.monotonic()
-        if current == index:
-            return
-        meta = self.encoder_meta(current)
-        if fingerprint and meta.get("fingerprint") != fingerprint:
-            raise EncoderSwappedError(
-                f"alias {self.alias!r} now points at {current}, built with encoder {meta.get('name')!r} (fingerprint "
-                f"{meta.get('fingerprint')}); the query was encoded for {index} (fingerprint {fingerprint}): load the "
-                "new index's encoder and encode it again"
-            )
-        self._pin = (current, fingerprint)
+        if current != pinned:
+            meta = self.encoder_meta(current)
+            if fp and meta.get("fingerprint") != fp:
+                self._pins.pop(fp, None)
+                raise EncoderSwappedError(
+                    f"alias {self.alias!r} now points at {current}, built with encoder {meta.get('name')!r} "
+                    f"(fingerprint {meta.get('fingerprint')}); the query was encoded for "
+                    f"{pinned or 'another index'} (fingerprint {fp}): load the new index's encoder and encode it again"
+                )
+        self._pins[fp] = (current, time.monotonic())
+        return current
 
     def count(self) -> int:
         return int(self._call(self.client.count, index=self.alias)["count"])

@@ -451,9 +451,15 @@ class EmbeddedIndex:
         return [Hit(v.docs.ids[i], float((1.0 + doc_cos[i]) / 2.0)) for i in top if np.isfinite(doc_cos[i])]
 
     def search(
-        self, plan: SearchPlan, query_vector: np.ndarray | None = None, with_sources: bool = False
+        self,
+        plan: SearchPlan,
+        query_vector: np.ndarray | None = None,
+        with_sources: bool = False,
+        encoder_fingerprint: str | None = None,
     ) -> SearchResults:
-        """Execute ``plan``; ``query_vector`` is required for rerank, dense and hybrid modes."""
+        """Execute ``plan``; ``query_vector`` is required for rerank, dense and hybrid modes. ``encoder_fingerprint``
+        (of the encoder that made the vector), when given, must be the index's (else
+        :class:`~es_biomed.errors.EncoderMismatchError`)."""
         t0 = time.perf_counter()
         if plan.mode == "rerank_ce":  # the index holds no cross-encoder
             raise PlanError(
@@ -462,6 +468,13 @@ class EmbeddedIndex:
             )
         if plan.mode != "bm25" and query_vector is None:
             raise PlanError(f"mode {plan.mode!r} needs a query vector")
+        if encoder_fingerprint is not None and query_vector is not None:
+            if encoder_fingerprint != self.config.encoder.get("fingerprint"):
+                raise EncoderMismatchError(
+                    f"index {self.path} was built with encoder {self.config.encoder.get('name')!r} (fingerprint "
+                    f"{self.config.encoder.get('fingerprint')}); the query vector comes from fingerprint "
+                    f"{encoder_fingerprint}"
+                )
         if query_vector is not None and len(query_vector) != self.config.dims:
             raise EncoderMismatchError(f"query vector has {len(query_vector)} dims, index expects {self.config.dims}")
         v = self._view  # one committed state for the whole search
