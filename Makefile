@@ -47,7 +47,7 @@ test: docs
 	$(BIN)/python -m pytest tests
 
 # The precision-sensitive tests again on the fp32 path (ES_BIOMED_BF16=off: what a CPU without AMX / AVX512-BF16
-# runs), so an AMX machine proves the fp32 figures too. (The reverse, bf16 on a CPU without it, cannot be forced.)
+# runs), so an AMX machine proves the fp32 figures too. (The reverse, AMX bf16 on a CPU without AMX, cannot be forced.)
 test-fp32: $(VENV)/.stamp-test
 	ES_BIOMED_BF16=off $(BIN)/python -m pytest tests -m "precision and not slow"
 
