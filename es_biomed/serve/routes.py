@@ -1,4 +1,4 @@
-"""The HTTP API: ``/search`` (GET and POST), ``/ask``, ``/health`` and the page at ``/``.
+"""The HTTP API: ``/search`` (GET and POST), ``/ask``, ``/embed``, ``/health`` and the page at ``/``.
 
 Handlers are ``async`` and never block the event loop: every search and every answer runs in the worker thread
 pool (:func:`starlette.concurrency.run_in_threadpool`).
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import StringConstraints
@@ -30,6 +31,8 @@ from es_biomed.serve.schemas import (
     MAX_SOURCE_CHARS,
     MAX_SOURCES,
     AskResponse,
+    EmbedBody,
+    EmbedResponse,
     ErrorResponse,
     HealthResponse,
     Mode,
@@ -106,6 +109,22 @@ class ServeState:
             "window_size": plan.window_size,
             "filters": {"sources": list(f.sources), "year_from": f.year_from, "year_to": f.year_to},
             "hits": hits,
+            "took_ms": round((time.perf_counter() - t0) * 1000, 3),
+        }
+
+    def embed(self, texts: list[str], kind: str) -> dict[str, Any]:
+        """L2-normalised vectors of ``texts`` from the searcher's encoder (the index's identity), in batches of 32."""
+        t0 = time.perf_counter()
+        enc = self.searcher.encoder
+        embed = enc.encode_queries if kind == "query" else enc.encode_documents
+        vecs = np.asarray(embed(texts, batch_size=32), dtype=np.float32)
+        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        info = enc.info.to_dict()
+        return {
+            "encoder": {**info, "index_encoder": self.searcher.recorded_encoder().get("name")},
+            "kind": kind,
+            "dims": int(vecs.shape[1]),
+            "vectors": vecs.tolist(),
             "took_ms": round((time.perf_counter() - t0) * 1000, 3),
         }
 
@@ -229,6 +248,15 @@ async def ask(
             raise
         param = {"question": "q"}.get(exc.param, exc.param)
         raise ParamError(param, str(getattr(exc, "reason", exc))) from exc
+
+
+@router.post("/embed", response_model=EmbedResponse, responses=ERRORS, tags=["search"])
+async def embed(state: State, body: EmbedBody) -> dict[str, Any]:
+    """Embed texts with the encoder the index was built with (its name, fingerprint and dims come back), so that
+    any client, in any language, can call the stored ``es-biomed-rescore`` template (its ``query_vector``) or a kNN
+    search with vectors of the same identity. ``kind=query`` embeds as a search does (the query prefix, if the
+    encoder has one); ``document`` as indexing does."""
+    return await run_in_threadpool(state.embed, body.texts, body.kind)
 
 
 @router.get("/health", response_model=HealthResponse, tags=["service"])

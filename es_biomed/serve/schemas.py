@@ -44,6 +44,9 @@ __all__ = [
     "SearchResponse",
     "AnswerOut",
     "AskResponse",
+    "EmbedBody",
+    "EmbedResponse",
+    "MAX_EMBED_TEXTS",
     "HealthResponse",
     "ErrorResponse",
     "plan_from_params",
@@ -60,6 +63,9 @@ MAX_BODY_BYTES = 1 << 20
 #: At most this many sources in a filter (``source`` repeated, ``filters.sources``), each at most MAX_SOURCE_CHARS.
 MAX_SOURCES = 100
 MAX_SOURCE_CHARS = 200
+#: ``POST /embed``: at most this many texts a request, each at most MAX_QUERY_CHARS characters (the encoder reads
+#: its first ``max_length`` tokens of each).
+MAX_EMBED_TEXTS = 64
 Mode = Literal["bm25", "rerank", "dense", "hybrid", "hybrid_rerank"]
 #: The modes the page offers (the API takes every :data:`Mode`).
 PAGE_MODES: tuple[str, ...] = ("bm25", "rerank", "hybrid")
@@ -212,6 +218,34 @@ class AskResponse(BaseModel):
     question: str
     took_ms: float
     answers: list[AnswerOut]
+
+
+class EmbedBody(BaseModel):
+    """Texts to embed with the index's encoder (``query``: with its query prefix, as a search does)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[
+        Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"\S")]
+    ] = Field(
+        ...,
+        min_length=1,
+        max_length=MAX_EMBED_TEXTS,
+        description=(
+            f"1 to {MAX_EMBED_TEXTS} texts, each a string of 1 to {MAX_QUERY_CHARS} characters, not only spaces."
+        ),
+    )
+    kind: Literal["query", "document"] = Field(
+        "query", description="query: as a search embeds its query; document: as the index embedded documents."
+    )
+
+
+class EmbedResponse(BaseModel):
+    encoder: dict[str, Any]
+    kind: Literal["query", "document"]
+    dims: int
+    vectors: list[list[float]]
+    took_ms: float
 
 
 class HealthResponse(BaseModel):

@@ -213,3 +213,80 @@ def test_create_app_loads_the_index_once_in_its_lifespan(serve_index):
         assert client.get("/search", params={"q": "flu vaccine", "k": 1}).status_code == 200
         assert app.state.serve is state  # the same searcher and encoder serve every request
         assert client.get("/health").json()["qa"]["error"] == "disabled (--no-qa)"
+
+
+def _first_vector(obj):  # type: ignore[no-untyped-def]
+    """The first ``query_vector`` / ``query_value`` list anywhere in a request body."""
+    if isinstance(obj, dict):
+        for key, val in obj.items():
+            if key in ("query_vector", "query_value") and isinstance(val, list):
+                return val
+            found = _first_vector(val)
+            if found is not None:
+                return found
+    if isinstance(obj, list):
+        for val in obj:
+            found = _first_vector(val)
+            if found is not None:
+                return found
+    return None
+
+
+def test_embed_gives_any_client_the_index_encoders_vectors(server, serve_index):
+    """POST /embed: the vectors a search would use, with the encoder's identity; equal to --print-request's."""
+    import json
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from es_biomed.search import Searcher
+
+    texts = [QUERY, "coronavirus transmission", "vaccine efficacy"]
+    r = httpx.post(f"{server.url}/embed", json={"texts": texts}, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    enc = Searcher(serve_index).encoder
+    assert (body["kind"], body["dims"], body["encoder"]["fingerprint"]) == ("query", 384, enc.fingerprint)
+    assert body["encoder"]["index_encoder"] == "all-MiniLM-L6-v2"
+    got = np.asarray(body["vectors"], dtype=np.float32)
+    assert got.shape == (3, 384) and np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert np.abs(got - enc.encode_queries(texts)).max() <= 1e-5
+    out = subprocess.run(
+        [sys.executable, "-m", "es_biomed.cli", "search", QUERY, "--index", str(serve_index), "--print-request"],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    printed = np.asarray(_first_vector(json.loads(out.stdout)), dtype=np.float32)
+    assert np.abs(got[0] - printed).max() <= 1e-5  # the same encoder identity, within its tolerance
+    docs = httpx.post(f"{server.url}/embed", json={"texts": texts[:1], "kind": "document"}, timeout=60).json()
+    assert (
+        docs["kind"] == "document"
+        and np.abs(np.asarray(docs["vectors"][0]) - enc.encode_documents(texts[:1])[0]).max() <= 1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({}, "texts"),
+        ({"texts": []}, "texts"),
+        ({"texts": ["a"] * 65}, "texts"),
+        ({"texts": ["x" * 10_001]}, "texts"),
+        ({"texts": [1]}, "texts"),
+        ({"texts": ["   "]}, "texts"),
+        ({"texts": "a single string"}, "texts"),
+        ({"texts": ["a"], "kind": "passage"}, "kind"),
+        ({"texts": ["a"], "vectors": True}, "vectors"),
+    ],
+)
+def test_embed_refuses_bad_input_by_name(server, body, param):
+    r = httpx.post(f"{server.url}/embed", json=body, timeout=60)
+    assert r.status_code == 422, r.text
+    assert r.json()["param"] == param
+
+
+def test_embed_is_in_the_openapi_document(server):
+    spec = get(server, "/openapi.json").json()
+    op = spec["paths"]["/embed"]["post"]
+    assert set(op["responses"]) >= {"200", "422"}
+    assert "texts" in spec["components"]["schemas"]["EmbedBody"]["properties"]
