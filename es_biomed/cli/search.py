@@ -183,9 +183,9 @@ def index(
 @click.option(
     "--dialect",
     type=click.Choice(["elasticsearch", "opensearch"]),
-    default="elasticsearch",
-    show_default=True,
-    help="With --print-request.",
+    default=None,
+    help="With --print-request: the engine whose body is printed (default: opensearch for --backend opensearch, "
+    "else elasticsearch).",
 )
 @click.option(
     "--passages/--no-passages",
@@ -214,7 +214,7 @@ def search(
     ce_window: int | None,
     ce_weight: float | None,
     print_request: bool,
-    dialect: str,
+    dialect: str | None,
     passages: bool,
     as_json: bool,
 ) -> None:
@@ -254,6 +254,7 @@ def search(
                     ).encode_queries([query])[0]
                 ]
             )
+            dialect = dialect or ("opensearch" if backend == "opensearch" else "elasticsearch")
             body = compile_search(plan, vec, dialect=dialect, passages=passages)  # type: ignore[arg-type]
             click.echo(json.dumps(body, indent=2))
             return
@@ -271,6 +272,7 @@ def search(
             "query": query,
             "mode": plan.mode,
             "backend": backend,
+            "plan": plan_json(plan),  # what ran: a client can reproduce the ranking without reading presets.json
             "took_ms": round(results.took_ms, 3),
             "hits": results.to_json(),
         }
@@ -282,3 +284,13 @@ def search(
         click.echo(f"{rank:>3}. {hit.score:9.4f}  {hit.doc_id}  {title}")
     if not results.hits:
         click.echo("no hits")
+
+
+def plan_json(plan: Any) -> dict[str, Any]:
+    """The plan's settings as JSON (the query itself is beside it): window, weights, score mode, fields, filters."""
+    import dataclasses
+
+    out = dataclasses.asdict(plan)
+    out.pop("query", None)
+    out["fields"] = dict(plan.fields)
+    return out

@@ -44,6 +44,20 @@ def test_search_json_bm25_and_rerank(sample_index):
     assert [h["score"] for h in rr["hits"]] == sorted((h["score"] for h in rr["hits"]), reverse=True)
     # total mode: every reranked score is at least its BM25 score (cosine + 1 >= 0)
     assert rr["hits"][0]["score"] >= bm25["hits"][0]["score"]
+    # the plan that ran, so a client can reproduce the ranking without reading presets.json (the tuned preset)
+    from es_biomed.query.presets import default_plan
+
+    want = default_plan(q, k=3)
+    plan = rr["plan"]
+    assert (plan["window_size"], plan["query_weight"], plan["rescore_query_weight"], plan["score_mode"]) == (
+        want.window_size, want.query_weight, want.rescore_query_weight, want.score_mode
+    )  # fmt: skip
+    assert plan["fields"] == dict(want.fields) and plan["mode"] == "rerank" and "query" not in plan
+    assert bm25["plan"]["mode"] == "bm25" and bm25["plan"]["filters"] == {
+        "sources": [],
+        "year_from": None,
+        "year_to": None,
+    }
 
 
 def test_search_with_an_unknown_encoder_path_is_a_clear_error(sample_index, tmp_path):

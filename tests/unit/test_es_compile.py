@@ -381,3 +381,25 @@ def test_table9_plans_compile_to_valid_rescores(passages):
     assert rescore["window_size"] == 20
     assert (rescore["query"]["query_weight"], rescore["query"]["rescore_query_weight"]) == (0.0, 1.0)
     assert "rescore" not in compile_search(plans["bm25"], VEC)
+
+
+def test_cli_print_request_follows_the_backend_dialect(monkeypatch):
+    """``--backend opensearch --print-request`` prints OpenSearch's body (the vector in ``params.query_value``)
+    unless ``--dialect`` says otherwise (issue 26)."""
+    from click.testing import CliRunner
+
+    from es_biomed.cli import main
+
+    monkeypatch.delenv("OPENSEARCH_URL", raising=False)
+    args = ["search", "aspirin and fever", "--print-request", "-k", "3"]
+    got = {}
+    for extra in (["--backend", "opensearch"], ["--backend", "opensearch", "--dialect", "elasticsearch"], []):
+        res = CliRunner().invoke(main, args + extra)
+        assert res.exit_code == 0, res.output
+        body = json.loads(res.output)
+        got[" ".join(extra)] = [p for p in ("query_value", "query_vector") if f'"{p}"' in json.dumps(body)]
+    assert got == {
+        "--backend opensearch": ["query_value"],
+        "--backend opensearch --dialect elasticsearch": ["query_vector"],
+        "": ["query_vector"],
+    }
