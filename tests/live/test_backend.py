@@ -113,6 +113,13 @@ def test_search_template_returns_the_builder_hits_and_scores(engine, indexed, ca
     assert [h.score for h in via_template.hits] == pytest.approx([h.score for h in via_builder.hits], rel=1e-6)
 
 
+@pytest.mark.needs("search_templates", "scripts")
+def test_search_template_without_query_vector_names_it(engine, indexed):
+    """Issue 26: once "[script] failed to parse field [params]"; now the engine refuses a key that names it."""
+    with pytest.raises(Exception, match="query_vector_is_required"):  # noqa: B017 - the engine's own error type
+        indexed.search_template({"query": QUERIES[0], "k": 10})
+
+
 def test_eval_beir_through_the_engine(engine, indexed, embedded, cached, caps, tmp_path):
     from es_biomed.eval.protocols import evaluate_beir
 

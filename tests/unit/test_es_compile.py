@@ -154,7 +154,7 @@ def test_validator_rejects_typos_and_bad_values(mutate, message):
 
 def render(params: dict, engine: str = "elasticsearch") -> dict:
     """Render as the engines do: ``{{var}}`` is JSON-escaped (search templates are JSON), ``toJson`` writes JSON."""
-    data = dict(params, toJson=lambda text, _render: json.dumps(params[text.strip()]))
+    data = dict(params, toJson=lambda text, _render: json.dumps(params.get(text.strip())))
     data = {k: json.dumps(v)[1:-1] if isinstance(v, str) else v for k, v in data.items()}
     source = re.sub(r"\{\{(\w+)\}\}", r"{{{\1}}}", search_template_source(engine))  # no HTML escaping
     return json.loads(chevron.render(source, data))
@@ -190,6 +190,15 @@ def test_search_template_defaults_equal_the_preset(engine):
     vec = [0.5, 0.5]
     expected = compile_search(default_plan("aspirin"), vec, dialect=engine, passages=True)
     assert render({"query": "aspirin", "query_vector": vec}, engine) == expected
+
+
+@pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])
+def test_a_template_call_without_query_vector_is_refused_by_name(engine):
+    """Issue 26: the engine's error names the missing parameter (an unknown top-level key it refuses), instead of
+    "[script] failed to parse field [params]"."""
+    body = render({"query": "aspirin"}, engine)
+    assert body["query_vector_is_required"].startswith("set params.query_vector")
+    assert any("'query_vector_is_required' was unexpected" in e for e in es_spec.errors(body))
 
 
 def test_template_and_script_bodies_validate():
