@@ -151,24 +151,17 @@ def workers(tmp_path, urls):  # type: ignore[no-untyped-def]
     pool.close()
 
 
-class NoisyNeighbour:
-    """Threads sending bulks of small documents into their own index until closed (their own 429s ignored)."""
+class BackgroundThreads:
+    """Threads running ``self._run(i)`` in a loop until the ``with`` block ends (joined, at most 60 s each)."""
 
-    def __init__(self, client, threads: int = 4, docs: int = 200) -> None:  # type: ignore[no-untyped-def]
-        self.client, self.index, self.sent = client, f"noise-{uuid.uuid4().hex[:8]}", 0
-        self.body = "".join(f'{{"index":{{}}}}\n{{"n":{i},"text":"noise {i}"}}\n' for i in range(docs))
+    def __init__(self, threads: int) -> None:
         self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run) for _ in range(threads)]
+        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
 
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                self.client.bulk(index=self.index, body=self.body, request_timeout=30)
-                self.sent += 1
-            except Exception:  # noqa: BLE001, S112 - a rejected or failed noise bulk is noise
-                continue
+    def _run(self, i: int) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
 
-    def __enter__(self) -> NoisyNeighbour:
+    def __enter__(self):  # type: ignore[no-untyped-def]
         for t in self.threads:
             t.start()
         return self
@@ -177,18 +170,37 @@ class NoisyNeighbour:
         self.stop.set()
         for t in self.threads:
             t.join(60)
+
+
+class NoisyNeighbour(BackgroundThreads):
+    """Threads sending bulks of small documents into their own index until closed (their own 429s ignored)."""
+
+    def __init__(self, client, threads: int = 4, docs: int = 200) -> None:  # type: ignore[no-untyped-def]
+        self.client, self.index, self.sent = client, f"noise-{uuid.uuid4().hex[:8]}", 0
+        self.body = "".join(f'{{"index":{{}}}}\n{{"n":{i},"text":"noise {i}"}}\n' for i in range(docs))
+        super().__init__(threads)
+
+    def _run(self, i: int) -> None:
+        while not self.stop.is_set():
+            try:
+                self.client.bulk(index=self.index, body=self.body, request_timeout=30)
+                self.sent += 1
+            except Exception:  # noqa: BLE001, S112 - a rejected or failed noise bulk is noise
+                continue
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
         self.client.indices.delete(index=self.index, ignore_unavailable=True)
 
 
-class QueryLoad:
+class QueryLoad(BackgroundThreads):
     """Threads searching the alias through a Searcher in a loop; every request's outcome is kept."""
 
     def __init__(self, be: ClusterBackend, threads: int = 2, expected: dict | None = None) -> None:
         self.be, self.expected = be, expected
-        self.stop = threading.Event()
         self.outcomes: list[tuple[float, str, str]] = []  # (start time, query, "ok" | error)
-        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
         self.rankings: list[tuple[str, list[tuple[str, float]], float]] = []  # (query, ranking, start time)
+        super().__init__(threads)
 
     def _run(self, i: int) -> None:
         searcher = Searcher(self.be)
@@ -203,16 +215,6 @@ class QueryLoad:
             except Exception as exc:  # noqa: BLE001 - every failure the caller would see is counted
                 self.outcomes.append((t0, q, f"{type(exc).__name__}: {exc}"[:300]))
             time.sleep(0.05)
-
-    def __enter__(self) -> QueryLoad:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(60)
 
     @property
     def failed(self) -> list[tuple[float, str, str]]:
