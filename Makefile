@@ -24,7 +24,7 @@ $(VENV)/.stamp-demo: setup.cfg pyproject.toml requirements/install.py | $(BIN)/p
 	touch $@
 
 $(VENV)/.stamp-test: setup.cfg pyproject.toml requirements/install.py | $(BIN)/python
-	$(INSTALL) -e '.[torch,tf,es,opensearch,onnx,openvino,onnx-export,train,workers,serve,report,dev]'
+	$(INSTALL) -e '.[torch,tf,es,opensearch,onnx,openvino,onnx-export,train,workers,serve,report,ann,dev]'
 	touch $@ $(VENV)/.stamp-demo
 
 demo: $(VENV)/.stamp-demo

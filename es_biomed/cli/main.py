@@ -18,7 +18,7 @@ import click
 from es_biomed.cli.cluster import es_group, opensearch_group
 from es_biomed.cli.eval import eval_group
 from es_biomed.cli.ingest import ingest_group
-from es_biomed.cli.maintenance import check, compact, repair
+from es_biomed.cli.maintenance import ann_group, check, compact, repair
 from es_biomed.cli.models import export_group, models_group
 from es_biomed.cli.qa import ask, qa_eval
 from es_biomed.cli.report import report
@@ -51,6 +51,7 @@ for _command in (
     check,
     repair,
     compact,
+    ann_group,
     ask,
     report,
 ):

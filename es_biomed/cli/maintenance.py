@@ -8,7 +8,7 @@ import click
 
 from es_biomed.cli.support import emit, fail, handled_errors
 
-__all__ = ["check", "repair", "compact"]
+__all__ = ["ann_group", "check", "repair", "compact"]
 
 index_argument = click.argument("index_path", metavar="INDEX", type=click.Path(exists=True, file_okay=False))
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -74,3 +74,68 @@ def compact(index_path: str, as_json: bool) -> None:
         f"{mib:.1f} MiB reclaimed in {out['seconds']:.2f}s"
     )
     emit(out, as_json, text)
+
+
+@click.group("ann")
+def ann_group() -> None:
+    """The embedded engine's ANN graph (usearch HNSW) for dense and hybrid search."""
+
+
+@ann_group.command("build")
+@index_argument
+@click.option(
+    "--dtype", type=click.Choice(["f32", "f16", "i8", "b1"]), default=None, help="Vectors in the graph [i8]."
+)
+@click.option("--connectivity", type=click.IntRange(2, 256), default=None, help="HNSW M [16].")
+@click.option("--expansion-add", type=click.IntRange(8, 4096), default=None, help="HNSW ef_construction [128].")
+@click.option("--expansion-search", type=click.IntRange(8, 4096), default=None, help="HNSW ef at search time [96].")
+@click.option("--oversample", type=click.IntRange(1, 100), default=None, help="Rows asked per document wanted [4].")
+@json_option
+def ann_build(index_path: str, as_json: bool, **given: int | str | None) -> None:
+    """Build INDEX's ANN graph, or bring it up to date (the writer keeps it so from then on)."""
+    from dataclasses import replace
+
+    from es_biomed.backends.embedded.ann import AnnSettings
+    from es_biomed.backends.embedded.index import EmbeddedIndex
+    from es_biomed.backends.embedded.maintenance import build_ann
+
+    try:
+        cfg = EmbeddedIndex.read_config(index_path)
+        base = (cfg.ann if cfg is not None else None) or AnnSettings()
+        settings = replace(base, **{k: v for k, v in given.items() if v is not None})
+        out = build_ann(index_path, settings)
+    except handled_errors() as exc:
+        raise fail(exc) from exc
+    text = (
+        f"ANN graph of {index_path}: {out.get('rows', 0)} vector rows in {out.get('file')} "
+        f"({out.get('bytes', 0) / 2**20:.1f} MiB, {settings.dtype}), {out.get('added', 0)} added in "
+        f"{out.get('add_seconds', 0):.1f}s; {out['seconds_total']:.1f}s in all"
+    )
+    emit(out, as_json, text)
+
+
+@ann_group.command("drop")
+@index_argument
+def ann_drop(index_path: str) -> None:
+    """Remove INDEX's ANN graph: dense search becomes an exact scan."""
+    from es_biomed.backends.embedded.maintenance import drop_ann_index
+
+    try:
+        n = drop_ann_index(index_path)
+    except handled_errors() as exc:
+        raise fail(exc) from exc
+    click.echo(f"dropped the ANN graph of {index_path} ({n} files removed)")
+
+
+@ann_group.command("status")
+@index_argument
+@json_option
+def ann_status(index_path: str, as_json: bool) -> None:
+    """How INDEX scores dense kNN now (ANN graph or exact) and why."""
+    from es_biomed.backends.embedded.index import EmbeddedIndex
+
+    try:
+        info = EmbeddedIndex(index_path).vector_search_info()
+    except handled_errors() as exc:
+        raise fail(exc) from exc
+    emit(info, as_json, f"{info['method']}: {info['reason']}")

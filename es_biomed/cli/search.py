@@ -194,6 +194,11 @@ def index(
     help="ES: score the best nested passage (vs the document vector).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+@click.option(
+    "--exact",
+    is_flag=True,
+    help="Embedded: score dense kNN by an exact scan even where the index keeps an ANN graph.",
+)
 def search(
     query: str,
     index_path: str | None,
@@ -217,6 +222,7 @@ def search(
     dialect: str | None,
     passages: bool,
     as_json: bool,
+    exact: bool,
 ) -> None:
     """Search for QUERY."""
     from es_biomed.query import Filters
@@ -261,7 +267,12 @@ def search(
         require_index(backend, index_path)
         from es_biomed.search import Searcher
 
-        engine: Any = index_path if backend == "embedded" else cluster_backend(index_path, backend)
+        if backend == "embedded":
+            from es_biomed.backends.embedded.index import EmbeddedIndex
+
+            engine: Any = EmbeddedIndex(index_path, vector_search="exact" if exact else "auto")
+        else:
+            engine = cluster_backend(index_path, backend)
         if backend != "embedded":
             engine.passages = passages
         results = Searcher(engine, encoder, plan).run(plan, with_sources=True)
@@ -276,6 +287,8 @@ def search(
             "took_ms": round(results.took_ms, 3),
             "hits": results.to_json(),
         }
+        if backend == "embedded" and plan.mode in ("dense", "hybrid", "hybrid_rerank"):
+            payload["vector_search"] = engine.vector_search_info()  # ANN or exact, and why
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         return
     for rank, hit in enumerate(results.hits, start=1):

@@ -33,6 +33,9 @@ def is_loopback(host: str) -> bool:
 @click.option("--passages", type=click.IntRange(1, 200), default=20, show_default=True, help="Passages read by /ask.")
 @click.option("--no-qa", is_flag=True, help="Do not load the QA model (/ask answers 503).")
 @click.option(
+    "--exact", is_flag=True, help="Score dense kNN by an exact scan even where the index keeps an ANN graph."
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="info",
@@ -46,6 +49,7 @@ def serve(
     reader: str,
     passages: int,
     no_qa: bool,
+    exact: bool,
     log_level: str,
 ) -> None:
     """Serve the search API, /ask and the search page for the embedded index at --index.
@@ -77,7 +81,7 @@ def serve(
 
     # loaded once, before the server starts: a bad index or encoder is a one-line error, not a failed lifespan
     try:
-        state = load_state(index_path, encoder=encoder, qa=not no_qa, reader=reader, passages=passages)
+        state = load_state(index_path, encoder=encoder, qa=not no_qa, reader=reader, passages=passages, exact=exact)
     except (EsBiomedError, OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     if state.qa_error and not no_qa:

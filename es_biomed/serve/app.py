@@ -42,11 +42,14 @@ def load_state(
     qa: bool = True,
     reader: str = DEFAULT_READER,
     passages: int = DEFAULT_PASSAGES,
+    exact: bool = False,
 ) -> ServeState:
     """Open the index, load its query encoder (one warm-up query) and, where :mod:`es_biomed.qa` is installed,
     the asker. A QA model that cannot be loaded leaves ``/ask`` answering 503 with the reason; the search
     still serves."""
-    searcher = Searcher(index, encoder)
+    from es_biomed.backends.embedded.index import EmbeddedIndex
+
+    searcher = Searcher(EmbeddedIndex(index, vector_search="exact" if exact else "auto"), encoder)
     searcher.encoder.encode_queries(["warm up"])
     state = ServeState(searcher=searcher, highlighter=Highlighter(searcher.index.analyze))
     if not qa:

@@ -274,6 +274,7 @@ async def health(state: State) -> dict[str, Any]:
             "commit": index.commit_seq,
             "error": state.index_error,
             **index.facets(),
+            "vector_search": index.vector_search_info() if hasattr(index, "vector_search_info") else None,
         },
         "encoder": {**enc, "index_encoder": recorded.get("name")},
         "qa": {"available": state.asker is not None, "reader": state.reader, "error": state.qa_error},

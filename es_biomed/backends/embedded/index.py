@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from es_biomed.backends.embedded.ann import EXACT_BELOW_ROWS, AnnView, VectorSearch, ann_candidates, open_ann
 from es_biomed.backends.embedded.config import META_FILE, SCHEMA_VERSION, IndexConfig
 from es_biomed.backends.embedded.store import (
     DOCS_FILE,
@@ -34,6 +35,7 @@ from es_biomed.backends.embedded.store import (
     pending_ops,
     read_snapshot,
     rebuild_hint,
+    row_owners,
 )
 from es_biomed.backends.embedded.writer import IndexWriter, RecoveryReport, recover, write_lock
 from es_biomed.corpus.passages import PassageConfig
@@ -68,6 +70,10 @@ class _View:
     vectors: np.ndarray
     dead_rows: np.ndarray
     searcher: Any
+    #: per vector row: live or not, and the position of its document (-1 for a dead row)
+    row_live: np.ndarray
+    row_doc: np.ndarray
+    ann: AnnView
 
 
 class EmbeddedIndex:
@@ -80,7 +86,13 @@ class EmbeddedIndex:
         >>> idx.search(SearchPlan("brca1", k=3), encoder.encode_queries(["brca1"])[0])  # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], vector_search: VectorSearch = "auto") -> None:
+        """Open the index at ``path``. ``vector_search``: ``auto`` (the ANN graph where the index keeps one and
+        holds at least :data:`~es_biomed.backends.embedded.ann.EXACT_BELOW_ROWS` live rows, else exact), ``exact``
+        or ``ann`` (the graph, or :class:`PlanError` saying why there is none)."""
+        if vector_search not in ("auto", "exact", "ann"):
+            raise PlanError(f"vector_search must be auto, exact or ann, got {vector_search!r}", param="vector_search")
+        self.vector_search: VectorSearch = vector_search
         self.path = Path(path)
         meta = self.path / META_FILE
         if not meta.exists():
@@ -151,9 +163,7 @@ class EmbeddedIndex:
             con.close()
         (p / LEGACY_VECTOR_FILE).touch()
         cfg = IndexConfig(encoder=enc, passages=passages or PassageConfig(), analyzer=analyzer or AnalyzerConfig())
-        tmp = p / (META_FILE + ".tmp")
-        tmp.write_text(json.dumps(cfg.to_dict(), indent=2))
-        tmp.replace(p / META_FILE)  # written last: a directory without it is no index yet
+        cfg.write(p)  # written last: a directory without it is no index yet
         return cls(p)
 
     @staticmethod
@@ -202,15 +212,31 @@ class EmbeddedIndex:
             )
         else:
             vectors = np.zeros((0, dims), dtype=np.float32)
-        live = np.zeros(len(vectors), dtype=bool)
-        for s, c in zip(docs.row_start, docs.row_count, strict=True):
-            live[s : s + c] = True
+        row_live, row_doc = row_owners(docs.row_start, docs.row_count, len(vectors))
+        try:  # the ANN settings may have changed since this reader opened (es-biomed ann build / drop)
+            self.config = IndexConfig.from_dict(json.loads((self.path / META_FILE).read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if self.vector_search == "exact":  # asked for: a graph, present or not, is never read
+            ann = AnnView(None, 0, 0, self.config.ann, None, "exact requested (--exact)", threading.Lock())
+        else:
+            ann = open_ann(
+                self.path,
+                self.config.ann,
+                self.config.encoder.get("fingerprint"),
+                dims,
+                docs.vector_file,
+                len(vectors),
+            )
         return _View(
             docs=docs,
             ord={doc_id: i for i, doc_id in enumerate(docs.ids)},
             vectors=vectors,
-            dead_rows=np.flatnonzero(~live),
+            dead_rows=np.flatnonzero(~row_live),
             searcher=searcher,
+            row_live=row_live,
+            row_doc=row_doc,
+            ann=ann,
         )
 
     def _recover_abandoned(self) -> bool:
@@ -432,13 +458,44 @@ class EmbeddedIndex:
         return mask
 
     def knn(self, query_vector: np.ndarray, n: int, filters: Filters | None = None) -> list[Hit]:
-        """Exact kNN over all passages (a doc scores by its best passage), scored ``(1 + cos) / 2`` as ES does."""
+        """kNN over all passages (a doc scores by its best passage), scored ``(1 + cos) / 2`` as ES does: exact, or
+        the ANN graph's candidates scored exactly (:meth:`vector_search_info` says which)."""
         return self._knn(self._view, query_vector, n, filters)
+
+    def _method(self, v: _View) -> str:
+        if self.vector_search == "exact":
+            return "exact"
+        if self.vector_search == "ann":
+            if not v.ann.usable:
+                raise PlanError(f"index {self.path}: no usable ANN index: {v.ann.reason}", param="vector_search")
+            return "ann"
+        return "ann" if v.ann.usable and v.docs.live_rows >= EXACT_BELOW_ROWS else "exact"
+
+    def vector_search_info(self) -> dict[str, Any]:
+        """How dense scoring runs now: ``method`` (``ann`` or ``exact``), why, and the graph's state."""
+        v = self._view
+        method = "exact" if self.vector_search == "exact" else ("ann" if v.ann.usable else "exact")
+        if self.vector_search == "auto" and v.ann.usable and v.docs.live_rows < EXACT_BELOW_ROWS:
+            method = "exact"
+        info = v.ann.describe(method, v.docs.live_rows)
+        if method == "exact":
+            if self.vector_search == "exact":
+                info["reason"] = "exact requested (--exact)"
+            elif v.ann.usable:
+                info["reason"] = f"exact below {EXACT_BELOW_ROWS} live vector rows (the graph is kept for growth)"
+        info["requested"] = self.vector_search
+        return info
 
     def _knn(self, v: _View, query_vector: np.ndarray, n: int, filters: Filters | None = None) -> list[Hit]:
         if not v.docs.ids or not len(v.vectors):
             return []
-        sims = v.vectors @ np.asarray(query_vector, dtype=np.float32)
+        q = np.asarray(query_vector, dtype=np.float32)
+        if self._method(v) == "ann":
+            mask = self._filter_mask(v, filters or Filters())
+            docs = ann_candidates(v.ann, v.vectors, v.row_live, v.row_doc, q, n, mask)
+            if docs is not None:
+                return self._score_docs(v, q, docs, n)
+        sims = v.vectors @ q
         if len(v.dead_rows):
             sims[v.dead_rows] = -np.inf
         doc_cos = np.maximum.reduceat(sims, v.docs.row_start)
@@ -449,6 +506,20 @@ class EmbeddedIndex:
         top = np.argpartition(-doc_cos, n - 1)[:n]
         top = top[np.lexsort((top, -doc_cos[top]))]
         return [Hit(v.docs.ids[i], float((1.0 + doc_cos[i]) / 2.0)) for i in top if np.isfinite(doc_cos[i])]
+
+    @staticmethod
+    def _score_docs(v: _View, q: np.ndarray, docs: np.ndarray, n: int) -> list[Hit]:
+        """The best ``n`` of ``docs`` by their exact best-passage cosine (ties in document order, as the scan)."""
+        counts = v.docs.row_count[docs]
+        docs = docs[counts > 0]
+        counts = counts[counts > 0]
+        if not len(docs):
+            return []
+        offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        rows = np.repeat(v.docs.row_start[docs], counts) + (np.arange(int(counts.sum())) - np.repeat(offsets, counts))
+        doc_cos = np.maximum.reduceat(v.vectors[rows] @ q, offsets)
+        order = np.lexsort((docs, -doc_cos))[:n]
+        return [Hit(v.docs.ids[docs[i]], float((1.0 + doc_cos[i]) / 2.0)) for i in order]
 
     def search(
         self,

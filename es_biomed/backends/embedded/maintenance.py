@@ -17,11 +17,13 @@ import sqlite3
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from dataclasses import replace as replace_config
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from es_biomed.backends.embedded.ann import AnnSettings, drop_ann
 from es_biomed.backends.embedded.config import META_FILE
 from es_biomed.backends.embedded.index import EmbeddedIndex
 from es_biomed.backends.embedded.store import (
@@ -128,6 +130,8 @@ def check_index(path: str | os.PathLike[str]) -> CheckReport:
     bad = _bad_vectors(view.vectors, view.dead_rows)
     report.add("vectors finite and unit length", bad == 0, f"{bad} live rows not finite or not of norm 1")
     report.add("no interrupted commit", docs.pending_ops == 0, f"{docs.pending_ops} BM25 operations pending")
+    if view.ann.settings is not None:  # the graph opened (a missing or damaged one fails "opens"): is it current?
+        report.add("ANN graph current", view.ann.usable, view.ann.reason)
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
 
@@ -246,3 +250,35 @@ def compact_index(path: str | os.PathLike[str]) -> dict[str, Any]:
         out = w.compact()
     out["seconds"] = round(time.perf_counter() - t0, 3)
     return out
+
+
+def build_ann(path: str | os.PathLike[str], settings: AnnSettings | None = None) -> dict[str, Any]:
+    """Build (or bring up to date) the ANN graph of the index at ``path`` and record it in ``es_biomed.json``;
+    settings other than the graph's build settings rebuild it. Returns what the save recorded and the time.
+
+    Raises:
+        IndexLockedError: a writer holds the index.
+        MissingDependencyError: usearch is not installed.
+    """
+    t0 = time.perf_counter()
+    idx = EmbeddedIndex(p := Path(path), vector_search="exact")
+    if settings is None and idx.config.ann is None:
+        settings = AnnSettings()
+    with idx.writer(auto_compact=None, ann="on", ann_settings=settings) as w:
+        out = w.save_ann() or {}
+    out = dict(out)
+    out["seconds_total"] = round(time.perf_counter() - t0, 3)
+    out["index"] = str(p)
+    return out
+
+
+def drop_ann_index(path: str | os.PathLike[str]) -> int:
+    """Stop keeping an ANN graph for the index at ``path`` (dense search is exact); returns the files removed."""
+    p = Path(path)
+    with write_lock(p):
+        cfg = EmbeddedIndex.read_config(p)
+        if cfg is None:
+            raise EsBiomedError(f"no es-biomed index at {p} (missing {META_FILE})")
+        if cfg.ann is not None:
+            replace_config(cfg, ann=None).write(p)
+        return drop_ann(p)

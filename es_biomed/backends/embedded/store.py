@@ -69,6 +69,7 @@ __all__ = [
     "read_meta",
     "read_snapshot",
     "repair_hint",
+    "row_owners",
     "rebuild_hint",
     "vector_file_rows",
 ]
@@ -274,6 +275,17 @@ def read_snapshot(index_path: str | os.PathLike[str], dims: int, con: sqlite3.Co
         pending_ops=int(pending),
         store_format=int(meta.get("format", 1)),
     )
+
+
+def row_owners(row_start: np.ndarray, row_count: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per vector row: whether a document owns it, and that document's position (-1 for a dead row)."""
+    row_doc = np.full(rows, -1, dtype=np.int64)
+    total = int(row_count.sum())
+    if total:
+        offsets = np.concatenate(([0], np.cumsum(row_count)[:-1]))
+        owned = np.repeat(row_start, row_count) + (np.arange(total) - np.repeat(offsets, row_count))
+        row_doc[owned] = np.repeat(np.arange(len(row_start)), row_count)
+    return row_doc >= 0, row_doc
 
 
 def commit_seq(con: sqlite3.Connection) -> int:

@@ -14,12 +14,13 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from es_biomed.backends.embedded.ann import EXACT_BELOW_ROWS, AnnSettings, AnnWriter
 from es_biomed.backends.embedded.config import IndexConfig
 from es_biomed.backends.embedded.store import (
     DocSnapshot,
@@ -29,6 +30,7 @@ from es_biomed.backends.embedded.store import (
     ensure_schema,
     fields_json,
     read_snapshot,
+    row_owners,
 )
 from es_biomed.corpus.passages import embed_passages
 from es_biomed.corpus.types import Document
@@ -61,7 +63,24 @@ _AUTO_COMPACT_MIN_BYTES = 1 << 20
 
 
 def content_hash(doc: Document, cfg: IndexConfig) -> str:
-    payload = json.dumps([doc.to_json(), asdict(cfg.passages), cfg.encoder.get("fingerprint")], sort_keys=True)
+    """What makes a document's stored state: its fields, the passage settings and the encoder (sha1 of
+    ``json.dumps([doc, passages, fingerprint], sort_keys=True)``)."""
+    return _hash_json(doc.to_json(), _hash_tail(cfg))
+
+
+def _hash_tail(cfg: IndexConfig) -> str:
+    """The part of :func:`content_hash`'s payload after the document, the same for every document of an index."""
+    return (
+        ", "
+        + json.dumps(asdict(cfg.passages), sort_keys=True)
+        + ", "
+        + json.dumps(cfg.encoder.get("fingerprint"))
+        + "]"
+    )
+
+
+def _hash_json(doc_json: dict[str, Any], tail: str) -> str:
+    payload = "[" + json.dumps(doc_json, sort_keys=True) + tail  # byte for byte json.dumps of the whole list
     return hashlib.sha1(payload.encode("utf-8")).hexdigest()
 
 
@@ -199,6 +218,14 @@ class IndexWriter:
         commit_every: Commit after this many written documents (``None``: only on :meth:`commit` and at close).
         commit_interval: Also commit when this many seconds have passed since the last commit.
         auto_compact: At close, compact when dead vector rows are at least this share of the file (``None``: never).
+        ann: The ANN graph (:mod:`~es_biomed.backends.embedded.ann`): ``auto`` keeps the one the index has and
+            builds one at close once the index holds ``EXACT_BELOW_ROWS`` live vector rows; ``on`` builds one (with
+            ``ann_settings``) whatever the size; ``off`` builds none (one the index already has is still kept up
+            to date: ``es-biomed ann drop`` removes it).
+        ann_settings: The graph's settings for a new graph (default :class:`AnnSettings`); settings that differ
+            from the present graph's build settings rebuild it.
+        ann_save_interval: Also save the graph after a commit when this many seconds have passed since the last
+            save (readers scan the rows past the graph exactly meanwhile).
 
     Raises:
         IndexLockedError: another process or writer holds the index.
@@ -212,7 +239,12 @@ class IndexWriter:
         commit_every: int | None = None,
         commit_interval: float | None = None,
         auto_compact: float | None = AUTO_COMPACT_SHARE,
+        ann: Literal["auto", "on", "off"] = "auto",
+        ann_settings: AnnSettings | None = None,
+        ann_save_interval: float = 300.0,
     ) -> None:
+        if ann not in ("auto", "on", "off"):
+            raise ValueError(f"ann must be auto, on or off, got {ann!r}")
         if commit_every is not None and commit_every < 1:
             raise ValueError(f"commit_every must be at least 1, got {commit_every}")
         if commit_interval is not None and commit_interval <= 0:
@@ -223,6 +255,12 @@ class IndexWriter:
         self.commit_every = commit_every
         self.commit_interval = commit_interval
         self.auto_compact = auto_compact
+        self.ann_policy = ann
+        self.ann_settings = ann_settings
+        self.ann_save_interval = ann_save_interval
+        self._ann: AnnWriter | None = None
+        #: What the last save of the ANN graph recorded (None: not saved by this writer).
+        self.ann_saved: dict[str, Any] | None = None
         self._lock_cm = write_lock(self.path)
         self._lock_cm.__enter__()
         self._con: sqlite3.Connection | None = None
@@ -235,6 +273,8 @@ class IndexWriter:
             self._con = connect(self.path, write=True)
             self.recovery = recover(index, self._con, self._tw)
             self._open_vectors()
+            if ann == "on" or index.config.ann is not None:
+                self._start_ann()
         except BaseException:
             self._release()
             raise
@@ -252,6 +292,39 @@ class IndexWriter:
         self._seq = snap.commit_seq
         self._next_row = snap.vector_rows
         self._vec = open(self.path / snap.vector_file, "ab")
+
+    def _start_ann(self) -> None:
+        """Enable the graph in ``es_biomed.json`` where asked, and load (or start) it."""
+        cfg = self.index.config
+        wanted = self.ann_settings or cfg.ann or AnnSettings()
+        if cfg.ann != wanted:
+            cfg = replace(cfg, ann=wanted)
+            cfg.write(self.path)
+            self.index.config = cfg
+        self._ann = AnnWriter(self.path, wanted, str(cfg.encoder.get("fingerprint")), self.dims, self.vector_file)
+
+    def save_ann(self) -> dict[str, Any] | None:
+        """Bring the graph up to the last commit and save it (a new generation); None if there is no graph."""
+        if self._ann is None:
+            return None
+        snap = self.snapshot()
+        if snap.vector_file != self._ann.vector_file:
+            self._ann.reset(snap.vector_file)
+        vectors = (
+            np.memmap(self.path / snap.vector_file, dtype=np.float32, mode="r", shape=(snap.vector_rows, self.dims))
+            if snap.vector_rows
+            else np.zeros((0, self.dims), dtype=np.float32)
+        )
+        row_live, _ = row_owners(snap.row_start, snap.row_count, snap.vector_rows)
+        t0 = time.perf_counter()
+        added = self._ann.sync(vectors, row_live)
+        seconds = time.perf_counter() - t0
+        del vectors
+        if not self._ann.dirty:
+            return self.ann_saved
+        self.ann_saved = {**self._ann.save(), "added": added, "add_seconds": round(seconds, 3)}
+        logger.info("index %s: ANN index saved: %s", self.path, self.ann_saved)
+        return self.ann_saved
 
     def _release(self) -> None:
         if self._vec is not None:
@@ -278,8 +351,8 @@ class IndexWriter:
         """The documents that are new or changed (unchanged ones need no embedding); last copy of an id wins."""
         latest = {d.id: d for d in docs}
         known = self._hashes(list(latest))
-        cfg = self.index.config
-        fresh = [d for d in latest.values() if known.get(d.id) != content_hash(d, cfg)]
+        tail = _hash_tail(self.index.config)
+        fresh = [d for d in latest.values() if known.get(d.id) != _hash_json(d.to_json(), tail)]
         self.unchanged += len(latest) - len(fresh)
         return fresh
 
@@ -298,32 +371,35 @@ class IndexWriter:
             blocks.append(vecs)
         import tantivy as T
 
-        cfg = self.index.config
+        tail = _hash_tail(self.index.config)
         self._begin()
+        rows, log = [], []
         for doc, vecs in zip(docs, blocks, strict=True):
             self._vec.write(vecs.tobytes())
             start, self._next_row = self._next_row, self._next_row + len(vecs)
             fields = doc_fields(doc)
             self._tw.delete_documents_by_term("id", doc.id)
             self._tw.add_document(T.Document(**fields))
-            stored = {k: v for k, v in doc.to_json().items() if k != "body" and v not in ("", [])}
-            self._con.execute(  # type: ignore[union-attr]
-                "INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            doc_json = doc.to_json()
+            stored = {k: v for k, v in doc_json.items() if k != "body" and v not in ("", [])}
+            rows.append(
                 (
                     doc.id,
                     start,
                     len(vecs),
-                    doc.year,
+                    fields.get("year"),
                     doc.source,
-                    content_hash(doc, cfg),
+                    _hash_json(doc_json, tail),
                     json.dumps(stored, ensure_ascii=False),
-                ),
+                )
             )
-            self._con.execute(  # type: ignore[union-attr]
-                "INSERT INTO translog VALUES (?, ?, 'index', ?)", (self._seq + 1, doc.id, fields_json(fields))
-            )
-            self.added += 1
-            self._uncommitted += 1
+            log.append((self._seq + 1, doc.id, fields_json(fields)))
+        con = self._con
+        assert con is not None
+        con.executemany("INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        con.executemany("INSERT INTO translog VALUES (?, ?, 'index', ?)", log)
+        self.added += len(rows)
+        self._uncommitted += len(rows)
         self._maybe_commit()
 
     def add(self, docs: Sequence[Document], encoder: Encoder, batch_size: int = 32) -> int:
@@ -378,6 +454,9 @@ class IndexWriter:
         con.execute("DELETE FROM translog WHERE seq <= ?", (seq,))
         con.execute("UPDATE meta SET value = ? WHERE key = 'tantivy_seq'", (str(seq),))
         con.execute("COMMIT")
+        # 5. the ANN graph, now and then (readers scan the rows past it exactly)
+        if self._ann is not None and time.monotonic() - self._ann.last_save >= self.ann_save_interval:
+            self.save_ann()
 
     def snapshot(self) -> DocSnapshot:
         """The committed state (as readers see it)."""
@@ -392,6 +471,8 @@ class IndexWriter:
             report = compact_vectors(self.path, self.dims, self._con)  # type: ignore[arg-type]
         finally:
             self._open_vectors()
+        if self._ann is not None and report["vector_file"] != self._ann.vector_file:
+            self._ann.reset(report["vector_file"])  # rows were renumbered: the graph is rebuilt at close
         return report
 
     def close(self) -> None:
@@ -411,6 +492,9 @@ class IndexWriter:
                 ):
                     logger.info("index %s: compacting %d dead vector rows", self.path, snap.dead_rows)
                     self.compact()
+            if self._ann is None and self.ann_policy == "auto" and self.snapshot().live_rows >= EXACT_BELOW_ROWS:
+                self._start_ann()
+            self.save_ann()
             logger.info(
                 "index %s: committed; %d written, %d unchanged in this session", self.path, self.added, self.unchanged
             )
