@@ -263,6 +263,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--keep", type=float, default=0.5)
     ap.add_argument("--noise", default="auto", help="auto (calibrated) or a float")
     ap.add_argument("--no-vectors", action="store_true")
+    ap.add_argument(
+        "--real-limit",
+        type=int,
+        default=None,
+        help="use only this many real documents (an even spread over every source): a small, fast corpus for tests",
+    )
     args = ap.parse_args(argv)
     try:
         seed = int(args.seed)
@@ -274,6 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     real, kept = real_documents(args.shared)
     real = [dataclasses.replace(d, source=d.source or name) for d, name in _with_source(real, kept)]
+    if args.real_limit is not None:
+        if not 1 <= args.real_limit <= len(real):
+            ap.error(f"--real-limit must be in [1, {len(real)}], got {args.real_limit}")
+        real = [real[i] for i in np.linspace(0, len(real) - 1, args.real_limit).round().astype(int)]
     pools = build_pools(real)
     try:
         check_args(args.docs, seed, args.keep, pools)
@@ -340,7 +350,7 @@ def _abstracts(path: Path, limit: int | None = None) -> Iterator[str]:
 
 def _real_vectors(real: list[Any], encoder: str, out: Path) -> np.ndarray:
     """The real documents' vectors with the document encoder, cached in ``out`` under its fingerprint."""
-    from es_biomed.encode import load_document_encoder
+    from es_biomed.encode.loading import load_document_encoder
 
     enc = load_document_encoder(encoder)
     cache = out / f"real-{enc.fingerprint}-{len(real)}.npy"
