@@ -433,15 +433,21 @@ class EmbeddedIndex:
     @staticmethod
     def _vector_scores(v: _View, query_vector: np.ndarray, doc_ids: Iterable[str]) -> dict[str, float]:
         q = np.asarray(query_vector, dtype=np.float32)
-        out = {}
-        for doc_id in doc_ids:
-            i = v.ord.get(doc_id)
-            if i is None or v.docs.row_count[i] == 0:
-                continue
-            s = v.docs.row_start[i]
-            rows = v.vectors[s : s + v.docs.row_count[i]]
-            out[doc_id] = float(np.max(rows @ q))
-        return out
+        pos = [v.ord.get(d) for d in doc_ids]
+        docs, cos = EmbeddedIndex._best_passage_cos(v, q, np.array([i for i in pos if i is not None], dtype=np.int64))
+        return {v.docs.ids[i]: float(c) for i, c in zip(docs.tolist(), cos.tolist(), strict=True)}
+
+    @staticmethod
+    def _best_passage_cos(v: _View, q: np.ndarray, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each document's best passage cosine with ``q``, gathering their rows in one read (documents without
+        vectors are left out)."""
+        counts = v.docs.row_count[docs]
+        docs, counts = docs[counts > 0], counts[counts > 0]
+        if not len(docs):
+            return docs, np.zeros(0, dtype=np.float32)
+        offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        rows = np.repeat(v.docs.row_start[docs], counts) + (np.arange(int(counts.sum())) - np.repeat(offsets, counts))
+        return docs, np.maximum.reduceat(v.vectors[rows] @ q, offsets)
 
     @staticmethod
     def _filter_mask(v: _View, filters: Filters) -> np.ndarray | None:
@@ -510,14 +516,7 @@ class EmbeddedIndex:
     @staticmethod
     def _score_docs(v: _View, q: np.ndarray, docs: np.ndarray, n: int) -> list[Hit]:
         """The best ``n`` of ``docs`` by their exact best-passage cosine (ties in document order, as the scan)."""
-        counts = v.docs.row_count[docs]
-        docs = docs[counts > 0]
-        counts = counts[counts > 0]
-        if not len(docs):
-            return []
-        offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        rows = np.repeat(v.docs.row_start[docs], counts) + (np.arange(int(counts.sum())) - np.repeat(offsets, counts))
-        doc_cos = np.maximum.reduceat(v.vectors[rows] @ q, offsets)
+        docs, doc_cos = EmbeddedIndex._best_passage_cos(v, q, docs)
         order = np.lexsort((docs, -doc_cos))[:n]
         return [Hit(v.docs.ids[docs[i]], float((1.0 + doc_cos[i]) / 2.0)) for i in order]
 
