@@ -1,5 +1,7 @@
 """The ASGI application: :func:`create_app` loads the searcher, its encoder and the asker once (lifespan) and
-serves the API, the OpenAPI document (``/openapi.json``, ``/docs`` with locally served assets) and the page.
+serves the API, the OpenAPI document (``/openapi.json``, ``/docs`` with locally served assets) and the page. Where
+batching is on (``batch_wait_ms``), the lifespan also starts the :class:`~es_biomed.serve.batcher.QueryBatcher` that
+batches the query encodings of concurrent searches, and closes it at shutdown.
 
 The service has no authentication: it binds 127.0.0.1 by default and belongs behind a proxy that
 authenticates when it is exposed to others.
@@ -23,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from es_biomed.search.searcher import Searcher
+from es_biomed.serve.batcher import DEFAULT_MAX_BATCH, BatcherClosedError, QueryBatcher
 from es_biomed.serve.body_limit import BodyLimit, BodyTooLargeError, body_too_large_response
 from es_biomed.serve.highlight import Highlighter
 from es_biomed.serve.routes import PAGE_HEADERS, STATIC_DIR, ServeState, param_error_response, router
@@ -121,6 +124,11 @@ async def _param_error(request: Request, exc: Exception) -> JSONResponse:
     return param_error_response(exc)
 
 
+async def _shutting_down(request: Request, exc: Exception) -> JSONResponse:
+    """A search caught by the shutdown (its query waited in the closed batcher): 503, send it again later."""
+    return JSONResponse(status_code=503, content={"param": "service", "message": str(exc), "detail": []})
+
+
 def create_app(
     index: str | os.PathLike[str] | None = None,
     *,
@@ -129,8 +137,18 @@ def create_app(
     reader: str = DEFAULT_READER,
     passages: int = DEFAULT_PASSAGES,
     state: ServeState | None = None,
+    batch_wait_ms: float = 0.0,
+    max_batch: int = DEFAULT_MAX_BATCH,
 ) -> FastAPI:
     """The ASGI app for the embedded index at ``index`` (loaded at startup), or over a ready ``state``.
+
+    Args:
+        batch_wait_ms: Above 0, while the app runs (its lifespan), concurrent searches share query encoder calls,
+            and under load a batch waits at most this long for more queries (a lone query on an idle service never
+            waits; :data:`~es_biomed.serve.batcher.DEFAULT_MAX_WAIT_MS` is a good value). ``0`` (the default)
+            encodes each query on its own, in its request's thread: on a CPU that is faster (see
+            :mod:`es_biomed.serve.batcher`).
+        max_batch: The most queries in one encoder call.
 
     Example:
         >>> import uvicorn                                                      # doctest: +SKIP
@@ -138,12 +156,28 @@ def create_app(
     """
     if index is None and state is None:
         raise ValueError("create_app needs an index path or a ServeState")
+    if batch_wait_ms < 0:
+        raise ValueError(f"batch_wait_ms: must be >= 0 (0 disables batching), got {batch_wait_ms!r}")
     from fastapi_offline import FastAPIOffline
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.serve = state or await run_in_threadpool(load_state, index, encoder, qa, reader, passages)  # type: ignore[arg-type]
-        yield
+        serve = state
+        if serve is None:
+            assert index is not None  # checked by create_app
+            serve = await run_in_threadpool(load_state, index, encoder, qa, reader, passages)
+        app.state.serve = serve
+        batcher = None
+        if batch_wait_ms > 0:
+            query_encoder = await run_in_threadpool(lambda: serve.searcher.encoder)
+            batcher = serve.batcher = QueryBatcher(query_encoder, max_wait_ms=batch_wait_ms, max_batch=max_batch)
+        try:
+            yield
+        finally:
+            if batcher is not None:
+                if serve.batcher is batcher:
+                    serve.batcher = None
+                await run_in_threadpool(batcher.close)
 
     from importlib.metadata import PackageNotFoundError, version
 
@@ -167,6 +201,7 @@ def create_app(
         app.state.serve = state
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ParamError, _param_error)
+    app.add_exception_handler(BatcherClosedError, _shutting_down)
     app.add_exception_handler(BodyTooLargeError, body_too_large_response)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)

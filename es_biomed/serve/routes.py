@@ -1,7 +1,9 @@
 """The HTTP API: ``/search`` (GET and POST), ``/ask``, ``/embed``, ``/health`` and the page at ``/``.
 
 Handlers are ``async`` and never block the event loop: every search and every answer runs in the worker thread
-pool (:func:`starlette.concurrency.run_in_threadpool`).
+pool (:func:`starlette.concurrency.run_in_threadpool`). Where batching is on, the query encodings of concurrent
+searches share encoder calls through the state's :class:`~es_biomed.serve.batcher.QueryBatcher` (started by the
+app's lifespan).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from starlette.concurrency import run_in_threadpool
 
 from es_biomed.errors import EsBiomedError, PlanError
 from es_biomed.query.plan import MAX_QUERY_CLAUSES, MAX_RESCORE_WINDOW, MAX_YEAR, MIN_YEAR, SearchPlan
+from es_biomed.query.results import SearchResults
 from es_biomed.search.searcher import Searcher
+from es_biomed.serve.batcher import QueryBatcher
 from es_biomed.serve.highlight import Highlighter
 from es_biomed.serve.results import hits_to_json
 from es_biomed.serve.schemas import (
@@ -72,7 +76,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 @dataclass
 class ServeState:
-    """What the service loads once at startup: the searcher (with its encoder), the highlighter, the asker."""
+    """What the service loads once at startup: the searcher (with its encoder), the highlighter, the asker, and
+    (while the app runs) the batcher of query encodings; without one each search encodes its own query."""
 
     searcher: Searcher
     highlighter: Highlighter
@@ -80,6 +85,7 @@ class ServeState:
     qa_error: str | None = None
     reader: str | None = None
     index_error: str | None = None
+    batcher: QueryBatcher | None = None
 
     def refresh(self) -> None:
         """Pick up the index's last commit (checked at most once a second), as Elasticsearch's refresh does. A
@@ -96,9 +102,7 @@ class ServeState:
         """Run ``plan`` (blocking: call it from a worker thread) and build the response."""
         self.refresh()
         t0 = time.perf_counter()
-        # concurrent encodes are faster in total than taking turns (measured with 4 and 16 clients on 2 cores:
-        # 45 vs 30 QPS), as one's tokenization and Python overlap another's ONNX Runtime compute
-        results = self.searcher.run(plan, with_sources=True)
+        results = self._run(plan)
         f = plan.filters
         hits = hits_to_json(results, plan, self.highlighter)
         _check_finite(hits, plan)
@@ -112,12 +116,30 @@ class ServeState:
             "took_ms": round((time.perf_counter() - t0) * 1000, 3),
         }
 
+    def _run(self, plan: SearchPlan) -> SearchResults:
+        """The searcher's ``run``, with the query vector from the batcher where there is one."""
+        searcher, batcher = self.searcher, self.batcher
+        if batcher is None or plan.mode == "bm25" or not searcher.is_embedded:
+            # without a batcher, concurrent encodes are faster in total than taking turns (measured with 4 and 16
+            # clients on 2 cores: 45 vs 30 QPS), as one's tokenization and Python overlap another's ONNX Runtime
+            # compute; batching them measured slower still on a CPU (benchmarks/RESULTS.md, issue 23)
+            return searcher.run(plan, with_sources=True)
+        encoder = searcher.encoder
+        if batcher.encoder is not encoder:  # the vector must come from the encoder whose identity is checked
+            return searcher.run(plan, with_sources=True)
+        if plan.mode == "rerank_ce":
+            searcher.cross_encoder_for(plan)  # a missing or broken cross-encoder fails before the query is encoded
+        return searcher.execute(plan, batcher.encode(plan.query), with_sources=True, encoder=encoder)
+
     def embed(self, texts: list[str], kind: str) -> dict[str, Any]:
         """L2-normalised vectors of ``texts`` from the searcher's encoder (the index's identity), in batches of 32."""
         t0 = time.perf_counter()
         enc = self.searcher.encoder
         embed = enc.encode_queries if kind == "query" else enc.encode_documents
-        vecs = np.asarray(embed(texts, batch_size=32), dtype=np.float32)
+        if kind == "query" and len(texts) == 1 and self.batcher is not None and self.batcher.encoder is enc:
+            vecs = self.batcher.encode(texts[0])[None, :].astype(np.float32)
+        else:
+            vecs = np.asarray(embed(texts, batch_size=32), dtype=np.float32)
         vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         info = enc.info.to_dict()
         return {
