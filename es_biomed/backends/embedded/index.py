@@ -387,19 +387,26 @@ class EmbeddedIndex:
         tokens = self.analyze(plan.query)
         if not tokens or not v.docs.ids:
             return []
-        per_field = []
-        for name, boost in plan.fields:
-            q = T.Query.boolean_query([(T.Occur.Should, T.Query.term_query(self._schema, name, t)) for t in tokens])
-            per_field.append(T.Query.boost_query(q, boost) if boost != 1.0 else q)
-        if len(per_field) == 1:
-            text_q = per_field[0]
-        elif plan.match_type == "best_fields":
-            text_q = T.Query.disjunction_max_query(per_field, tie_breaker=0.0)
+        if plan.match_type == "most_fields" or len(plan.fields) == 1:
+            # a sum over fields of sums over terms is one sum over (field, term) pairs: one flat disjunction of
+            # term queries, which tantivy answers with block-max WAND (skipping blocks that cannot reach the top
+            # k) where nested boolean queries score every posting
+            text_q = T.Query.boolean_query(
+                [(T.Occur.Should, self._term(name, t, boost)) for name, boost in plan.fields for t in tokens]
+            )
         else:
-            text_q = T.Query.boolean_query([(T.Occur.Should, q) for q in per_field])
+            per_field = [
+                T.Query.boolean_query([(T.Occur.Should, self._term(name, t, boost)) for t in tokens])
+                for name, boost in plan.fields
+            ]
+            text_q = T.Query.disjunction_max_query(per_field, tie_breaker=0.0)
         filters = self._filter_query(plan.filters)
         query = T.Query.boolean_query([(T.Occur.Must, text_q), *filters]) if filters else text_q
         return self._top_by_score(v, query, n or plan.k)
+
+    def _term(self, name: str, token: str, boost: float) -> Any:
+        q = self._tantivy.Query.term_query(self._schema, name, token)
+        return self._tantivy.Query.boost_query(q, boost) if boost != 1.0 else q
 
     @staticmethod
     def _top_by_score(v: _View, query: Any, n: int) -> list[Hit]:
