@@ -134,6 +134,8 @@ def search(index: str, queries: list[str], qvecs: np.ndarray, out: Any) -> None:
     }
     result: dict[str, Any] = {"vector_search": auto.vector_search_info(), "modes": {}}
     for name, plan in plans.items():
+        if name == "dense_exact":  # what searching costs before the exact scan maps every vector row
+            result["search_peak_rss_mib"] = round(_vm_hwm_mib(), 1)
         s = Searcher(exact if name == "dense_exact" else auto, encoder=None)
         for q, v in zip(queries[:20], qvecs[:20], strict=True):  # warm-up
             s.execute(plan.replace(query=q), v)
@@ -147,7 +149,7 @@ def search(index: str, queries: list[str], qvecs: np.ndarray, out: Any) -> None:
             "p99_ms": round(float(np.percentile(lat, 99)), 3),
             "qps": round(1000 / float(np.mean(lat)), 1),
         }
-    result["search_peak_rss_mib"] = round(_vm_hwm_mib(), 1)
+    result["peak_rss_with_exact_scan_mib"] = round(_vm_hwm_mib(), 1)
     if not graph:
         out.put(result)
         return
@@ -224,6 +226,9 @@ def main() -> int:
         default=None,
         help="build the ANN graph from this size (default: EXACT_BELOW_ROWS, where auto starts using it)",
     )
+    ap.add_argument(
+        "--append", action="store_true", help="keep the other sizes already in --out (a run continued by hand)"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the indexes (else each is removed after it is measured)")
     args = ap.parse_args()
     try:
@@ -254,8 +259,14 @@ def main() -> int:
         print(json.dumps(row), flush=True)
         if not args.keep:
             shutil.rmtree(ix, ignore_errors=True)
+    commands = [" ".join(sys.argv)]
+    if args.append and args.out.is_file():
+        before = json.loads(args.out.read_text())
+        mine = {r["docs"] for r in results}
+        results = sorted([r for r in before["sizes"] if r["docs"] not in mine] + results, key=lambda r: r["docs"])
+        commands = [*before.get("commands", [before.get("command")]), *commands]
     payload = {
-        "command": " ".join(sys.argv),
+        "commands": commands,
         "generated": {k: stats[k] for k in ("docs", "seed", "keep")},
         "queries": len(queries),
         "targets_at_1m": TARGETS,

@@ -60,6 +60,14 @@ __all__ = ["index", "search"]
     default=None,
     help="Embedded: also commit when this many seconds have passed since the last commit.",
 )
+@click.option(
+    "--ann",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Embedded: the ANN graph for dense and hybrid search (auto: built once the index holds 50,000 vector rows; "
+    "needs the ann extra).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def index(
@@ -73,6 +81,7 @@ def index(
     batch_size: int,
     commit_every: int | None,
     commit_interval: float | None,
+    ann: str,
     as_json: bool,
     no_progress: bool,
 ) -> None:
@@ -97,6 +106,7 @@ def index(
                 show_progress=not no_progress,
                 commit_every=commit_every,
                 commit_interval=commit_interval,
+                ann=ann,
             )
             summary = (
                 f"indexed {report.written} new or changed, {report.unchanged} unchanged, {report.rejected} rejected "

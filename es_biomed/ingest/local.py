@@ -75,13 +75,15 @@ def index_documents(
     report: IndexReport | None = None,
     commit_every: int | None = None,
     commit_interval: float | None = None,
+    ann: str = "auto",
     on_batch: Callable[[IndexReport, list[Document]], None] | None = None,
 ) -> IndexReport:
     """Upsert ``docs`` into the embedded index at ``index_path`` (created if missing).
 
     Each batch of ``batch_size`` documents is embedded and written, then committed atomically (the protocol of
     :mod:`es_biomed.backends.embedded.store`), so a crash loses at most the batch in flight and a re-run completes
-    it. ``commit_every`` (documents) and ``commit_interval`` (seconds) commit on that policy instead. The writer
+    it. ``commit_every`` (documents) and ``commit_interval`` (seconds) commit on that policy instead. ``ann``:
+    the writer's ANN graph policy (``auto``: built once the index holds 50,000 vector rows; ``on``; ``off``). The writer
     also commits when an error escapes, so documents accepted before a bad record are kept. ``on_batch(report,
     batch)`` is called after each batch is written (and, with the default policy, committed): a progress hook.
     """
@@ -95,7 +97,7 @@ def index_documents(
 
         bar = tqdm(desc="index", unit="doc")
     try:
-        with index.writer(commit_every=commit_every, commit_interval=commit_interval) as writer:
+        with index.writer(commit_every=commit_every, commit_interval=commit_interval, ann=ann) as writer:  # type: ignore[arg-type]
 
             def write(batch: list[Document]) -> None:
                 report.read += len(batch)

@@ -248,3 +248,17 @@ def test_ann_commands(built):
     out = runner.invoke(main, ["ann", "build", str(path / "nope")])
     assert out.exit_code != 0
     drop_ann_index(path)  # dropping twice is no error
+
+
+def test_ingest_builds_the_graph_on_request(tmp_path):
+    from es_biomed.ingest import index_documents
+    from tests.conftest import KeywordEncoder
+
+    enc = KeywordEncoder(["aspirin", "fever", "heart", "stroke"])
+    docs = [Document(id=f"p{i}", title="aspirin fever", abstract=f"heart {i} stroke" * (i % 3 + 1)) for i in range(6)]
+    index_documents(docs, tmp_path / "auto", enc)  # 6 rows: auto builds none
+    assert not (tmp_path / "auto" / ANN_META).exists()
+    index_documents(docs, tmp_path / "on", enc, ann="on")
+    assert json.loads((tmp_path / "on" / ANN_META).read_text())["rows"] == 6
+    out = CliRunner().invoke(main, ["index", "--help"])
+    assert "--ann [auto|on|off]" in out.output
