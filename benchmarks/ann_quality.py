@@ -29,7 +29,7 @@ def main() -> int:
     ap.add_argument("--dtype", default="i8")
     ap.add_argument("--connectivity", type=int, default=16)
     ap.add_argument("--expansion-add", type=int, default=128)
-    ap.add_argument("--expansion-search", type=int, default=96)
+    ap.add_argument("--expansion-search", type=int, default=256)
     ap.add_argument("--oversample", type=int, default=4)
     ap.add_argument("--out", type=Path, default=RESULTS_DIR / "ann_quality.json")
     args = ap.parse_args()

@@ -88,7 +88,7 @@ def ann_group() -> None:
 )
 @click.option("--connectivity", type=click.IntRange(2, 256), default=None, help="HNSW M [16].")
 @click.option("--expansion-add", type=click.IntRange(8, 4096), default=None, help="HNSW ef_construction [128].")
-@click.option("--expansion-search", type=click.IntRange(8, 4096), default=None, help="HNSW ef at search time [96].")
+@click.option("--expansion-search", type=click.IntRange(8, 4096), default=None, help="HNSW ef at search time [256].")
 @click.option("--oversample", type=click.IntRange(1, 100), default=None, help="Rows asked per document wanted [4].")
 @json_option
 def ann_build(index_path: str, as_json: bool, **given: int | str | None) -> None:

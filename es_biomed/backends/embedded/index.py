@@ -30,6 +30,7 @@ from es_biomed.backends.embedded.store import (
     DOCS_FILE,
     LEGACY_VECTOR_FILE,
     DocSnapshot,
+    advise_random,
     commit_seq,
     connect,
     pending_ops,
@@ -210,6 +211,7 @@ class EmbeddedIndex:
             vectors: np.ndarray = np.memmap(
                 self.path / docs.vector_file, dtype=np.float32, mode="r", shape=(docs.vector_rows, dims)
             )
+            advise_random(vectors)
         else:
             vectors = np.zeros((0, dims), dtype=np.float32)
         row_live, row_doc = row_owners(docs.row_start, docs.row_count, len(vectors))

@@ -45,6 +45,7 @@ ever written past a mismatch.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ __all__ = [
     "doc_fields",
     "read_meta",
     "read_snapshot",
+    "advise_random",
     "repair_hint",
     "row_owners",
     "rebuild_hint",
@@ -286,6 +288,18 @@ def row_owners(row_start: np.ndarray, row_count: np.ndarray, rows: int) -> tuple
         owned = np.repeat(row_start, row_count) + (np.arange(total) - np.repeat(offsets, row_count))
         row_doc[owned] = np.repeat(np.arange(len(row_start)), row_count)
     return row_doc >= 0, row_doc
+
+
+def advise_random(vectors: np.ndarray) -> None:
+    """Reads of a few rows (a rerank window, the graph's candidates) should map those pages only: without this the
+    kernel's readahead maps 128 KiB around each row, and at a million documents a few hundred searches map the whole
+    vector file (1M documents, 800 searches of every mode: RSS 2.5 GB, 1.5 GB with this advice; the process's own memory is 430 MiB either way). An exact scan still reads every page."""
+    mm = getattr(vectors, "_mmap", None)
+    if mm is not None and hasattr(mm, "madvise"):
+        try:
+            mm.madvise(mmap.MADV_RANDOM)
+        except (OSError, ValueError):  # not every platform or file system takes the advice
+            pass
 
 
 def commit_seq(con: sqlite3.Connection) -> int:
