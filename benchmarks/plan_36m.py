@@ -3,7 +3,7 @@ source: ``measured`` (a results file of this repository), ``derived`` (arithmeti
 given) or ``assumption`` (stated, with its basis).
 
     .venv/bin/python benchmarks/plan_36m.py [--scale benchmarks/results/scale.json] \
-        [--cluster benchmarks/results/scale_cluster.json] > /tmp/plan.md
+        [--cluster benchmarks/results/scale_cluster_100k.json] > /tmp/plan.md
 
 Prints a Markdown table (docs/scale.md carries it).
 """
@@ -42,7 +42,7 @@ def gb(x: float) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", type=Path, default=RESULTS / "scale.json")
-    ap.add_argument("--cluster", type=Path, default=RESULTS / "scale_cluster.json")
+    ap.add_argument("--cluster", type=Path, default=RESULTS / "scale_cluster_100k.json")
     args = ap.parse_args()
     scale = json.loads(args.scale.read_text())
     top = max(scale["sizes"], key=lambda r: r["docs"])
@@ -89,7 +89,7 @@ def main() -> int:
             add(
                 "OpenSearch index per document (Lucene HNSW + SQ 7-bit, 1 copy)",
                 f"{cluster_per_doc:,.0f} B",
-                f"measured at {big['docs']:,} docs (results/scale_cluster.json)",
+                f"measured at {big['docs']:,} docs (results/{args.cluster.name})",
             )
     if cluster_per_doc is None:
         cluster_per_doc = total_doc
