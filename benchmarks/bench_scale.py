@@ -178,7 +178,8 @@ def _warm_page_cache(index: Path) -> float:
     return round(time.perf_counter() - t0, 2)
 
 
-def _child(target: Any, *args: Any) -> dict[str, Any]:
+def run_child(target: Any, *args: Any) -> Any:
+    """``target(*args, queue)`` in a fresh (spawned) process; returns what it put on the queue."""
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
     p = ctx.Process(target=target, args=(*args, q))
@@ -279,8 +280,8 @@ def main() -> int:
                 ap.error(f"--search-only: no kept index {ix} or no build figures for {n} in {args.out}")
             row["build"] = before[n]["build"]
         else:
-            row["build"] = _child(build, str(args.gen), ix, n, encoder, ann_from)
-        row["search"] = _child(search, ix, queries, qvecs)
+            row["build"] = run_child(build, str(args.gen), ix, n, encoder, ann_from)
+        row["search"] = run_child(search, ix, queries, qvecs)
         results.append(row)
         print(json.dumps(row), flush=True)
         if not args.keep:

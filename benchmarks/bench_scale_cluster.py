@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import shutil
 import signal
@@ -56,7 +55,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import RESULTS_DIR, machine  # noqa: E402
-from bench_scale import BATCH, build, real_queries, search  # noqa: E402
+from bench_scale import BATCH, build, real_queries, run_child, search  # noqa: E402
 
 from es_biomed.backends.opensearch import OpenSearchBackend  # noqa: E402
 from es_biomed.encode.base import Encoder, EncoderInfo  # noqa: E402
@@ -190,19 +189,6 @@ class Node:
 
 
 # --------------------------------------------------------------------------------------------------- helpers
-def _run_child(target: Any, *args: Any) -> Any:
-    """``target(*args, queue)`` in a fresh (spawned) process; returns what it put on the queue."""
-    ctx = multiprocessing.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=target, args=(*args, q))
-    p.start()
-    res = q.get()
-    p.join()
-    if p.exitcode:
-        raise RuntimeError(f"{target.__name__} exited {p.exitcode}")
-    return res
-
-
 def exact_top10(index: str, qvecs: np.ndarray, out: Any) -> None:
     """Child: each query's top 10 document ids by the embedded engine's exact kNN."""
     from es_biomed.backends.embedded.index import EmbeddedIndex
@@ -245,10 +231,10 @@ def run_embedded(gen: Path, work: Path, n: int, encoder: dict[str, Any], ann_fro
     ix = str(work / f"embedded-{n}")
     try:
         res = {
-            "build": _run_child(build, str(gen), ix, n, encoder, ann_from),
-            "search": _run_child(search, ix, queries, qvecs),
+            "build": run_child(build, str(gen), ix, n, encoder, ann_from),
+            "search": run_child(search, ix, queries, qvecs),
         }
-        exact = _run_child(exact_top10, ix, qvecs)
+        exact = run_child(exact_top10, ix, qvecs)
     finally:
         if not keep:
             shutil.rmtree(ix, ignore_errors=True)

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from es_biomed.backends.embedded.store import fsync_path
 from es_biomed.errors import IndexCorruptError, MissingDependencyError, PlanError
 
 __all__ = [
@@ -354,9 +355,9 @@ class AnnWriter:
         name = f"ann.{gen}.usearch"
         tmp = self.path / (name + ".tmp")
         self.index.save(str(tmp))
-        _fsync_file(tmp)
+        fsync_path(tmp)
         tmp.replace(self.path / name)
-        _fsync_dir(self.path)
+        fsync_path(self.path)
         meta = {
             "format": ANN_FORMAT,
             "generation": gen,
@@ -371,9 +372,9 @@ class AnnWriter:
         }
         mtmp = self.path / (ANN_META + ".tmp")
         mtmp.write_text(json.dumps(meta, indent=2))
-        _fsync_file(mtmp)
+        fsync_path(mtmp)
         mtmp.replace(self.path / ANN_META)  # the commit point
-        _fsync_dir(self.path)
+        fsync_path(self.path)
         old = self.path / f"ann.{self.generation}.usearch"
         if self.generation and old.name != name:
             old.unlink(missing_ok=True)
@@ -414,15 +415,3 @@ def _usearch_version() -> str:
         return str(usearch.__version__)
     except (ImportError, AttributeError):
         return "unknown"
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    _fsync_file(path)

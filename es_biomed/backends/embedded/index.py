@@ -477,21 +477,20 @@ class EmbeddedIndex:
         the ANN graph's candidates scored exactly (:meth:`vector_search_info` says which)."""
         return self._knn(self._view, query_vector, n, filters)
 
-    def _method(self, v: _View) -> str:
+    def _method(self, v: _View, strict: bool = True) -> str:
+        """``ann`` or ``exact`` for this view; ``strict``: a requested graph that is not usable raises."""
         if self.vector_search == "exact":
             return "exact"
         if self.vector_search == "ann":
-            if not v.ann.usable:
+            if not v.ann.usable and strict:
                 raise PlanError(f"index {self.path}: no usable ANN index: {v.ann.reason}", param="vector_search")
-            return "ann"
+            return "ann" if v.ann.usable else "exact"
         return "ann" if v.ann.usable and v.docs.live_rows >= EXACT_BELOW_ROWS else "exact"
 
     def vector_search_info(self) -> dict[str, Any]:
         """How dense scoring runs now: ``method`` (``ann`` or ``exact``), why, and the graph's state."""
         v = self._view
-        method = "exact" if self.vector_search == "exact" else ("ann" if v.ann.usable else "exact")
-        if self.vector_search == "auto" and v.ann.usable and v.docs.live_rows < EXACT_BELOW_ROWS:
-            method = "exact"
+        method = self._method(v, strict=False)
         info = v.ann.describe(method, v.docs.live_rows)
         if method == "exact":
             if self.vector_search == "exact":

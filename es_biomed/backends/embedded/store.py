@@ -70,6 +70,7 @@ __all__ = [
     "read_meta",
     "read_snapshot",
     "advise_random",
+    "fsync_path",
     "repair_hint",
     "row_owners",
     "rebuild_hint",
@@ -315,7 +316,8 @@ def pending_ops(con: sqlite3.Connection) -> int:
     return int(con.execute("SELECT count(*) FROM translog").fetchone()[0])
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a directory (so that a rename or a new file in it is durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -353,7 +355,7 @@ def compact_vectors(index_path: str | os.PathLike[str], dims: int, con: sqlite3.
         out.flush()
         os.fsync(out.fileno())
     del src
-    _fsync_dir(path)
+    fsync_path(path)
     con.execute("BEGIN IMMEDIATE")
     try:
         con.executemany("UPDATE docs SET row_start = ? WHERE doc_id = ?", moves)
